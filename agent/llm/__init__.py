@@ -1,0 +1,56 @@
+"""LLM backends, all as langchain-core chat models; `create_chat_model` picks one from settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agent.errors import ConfigError
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+    from agent.context import AppContext
+
+
+def _planner_path(app: AppContext) -> Path:
+    """The planner GGUF; on first use it is fetched (with a progress bar) rather than refused."""
+    from agent.errors import ModelMissingError
+
+    try:
+        return app.catalogue.resolve("planner")
+    except ModelMissingError:
+        app.settings.ensure_data_dir()
+        return app.catalogue.pull("planner", progress=True)
+
+
+def create_chat_model(app: AppContext) -> BaseChatModel:
+    s = app.settings
+    if s.llm_backend == "llamacpp":
+        from agent.llm.llamacpp import LlamaCppChatModel
+
+        path = _planner_path(app)
+        return LlamaCppChatModel(
+            model_path=str(path),
+            n_ctx=s.n_ctx,
+            n_threads=s.n_threads,
+            n_gpu_layers=s.n_gpu_layers,
+            temperature=s.temperature,
+            max_tokens=s.max_answer_tokens,
+            state_cache_dir=str(s.data_dir / "cache" / "llama-state"),
+        )
+    if s.llm_backend == "openai":
+        from agent.llm.openai_compat import create_openai_chat_model
+
+        return create_openai_chat_model(s)
+    if s.llm_backend == "transformers":
+        from agent.llm.hf_transformers import TransformersChatModel
+
+        return TransformersChatModel.from_catalogue(app)
+    if s.llm_backend == "scripted":
+        from agent.llm.scripted import ScriptedChatModel
+
+        if s.llm_script is None:
+            raise ConfigError("llm_backend=scripted needs MODALGRAPH_LLM_SCRIPT=/path/to/replies.json")
+        return ScriptedChatModel.from_file(s.llm_script)
+    raise ConfigError(f"unknown llm backend {s.llm_backend!r}")  # pragma: no cover - Literal guards it

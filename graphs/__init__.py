@@ -1,0 +1,1 @@
+"""LangGraph graphs that wire the planner, the tools and memory together."""

@@ -1,0 +1,1 @@
+"""What persists: the artifact store, the session checkpointer and the image index."""

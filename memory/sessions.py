@@ -1,0 +1,92 @@
+"""Persistent sessions: LangGraph's SQLite checkpointer in the data dir, plus listing and deleting.
+
+WAL journaling keeps the file consistent when a process is killed mid-write, and lets a second
+process (the web page, `sessions list`) read while a chat is running.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from agent.errors import ConfigError, StorageError
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from agent.settings import Settings
+
+SESSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+DEFAULT_SESSION = "default"
+
+
+def check_session_name(name: str) -> str:
+    if not SESSION_NAME.match(name):
+        raise ConfigError(
+            f"invalid session name {name!r}: use up to 64 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit"
+        )
+    return name
+
+
+def open_checkpointer(settings: Settings) -> SqliteSaver:
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    settings.ensure_data_dir()
+    try:
+        conn = sqlite3.connect(settings.sessions_db, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        saver = SqliteSaver(conn)
+        saver.setup()
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(
+            f"cannot open the sessions database {settings.sessions_db}: {exc}; move it aside to start afresh"
+        ) from None
+    return saver
+
+
+@dataclass
+class SessionInfo:
+    name: str
+    turns: int
+    updated: str
+    last_request: str
+    interrupted: bool
+
+
+def thread_config(name: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": check_session_name(name)}}
+
+
+def session_names(saver: SqliteSaver) -> list[str]:
+    rows = saver.conn.execute(
+        "SELECT thread_id, MAX(checkpoint_id) AS last FROM checkpoints WHERE checkpoint_ns = '' "
+        "GROUP BY thread_id ORDER BY last DESC"
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def session_info(saver: SqliteSaver, name: str) -> SessionInfo | None:
+    snapshot = saver.get_tuple(thread_config(name))
+    if snapshot is None:
+        return None
+    values = snapshot.checkpoint.get("channel_values", {})
+    history = values.get("history") or []
+    users = [h for h in history if h.get("role") == "user"]
+    pending = bool(values.get("request")) and not values.get("answer")
+    return SessionInfo(
+        name=name,
+        turns=len(users),
+        updated=str(snapshot.checkpoint.get("ts", ""))[:19].replace("T", " "),
+        last_request=(users[-1]["text"] if users else ""),
+        interrupted=pending,
+    )
+
+
+def delete_session(saver: SqliteSaver, name: str) -> bool:
+    if saver.get_tuple(thread_config(name)) is None:
+        return False
+    saver.delete_thread(name)
+    return True

@@ -1,0 +1,138 @@
+"""Tools for graph tests: they record calls and behave as scripted, with no model behind them."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from agent.context import RunContext
+from agent.errors import ModelMissingError
+from tools.base import Tool, ToolArgs, ToolResult
+
+CALLS: list[tuple[str, dict[str, Any], float, float]] = []
+CALLS_LOCK = threading.Lock()
+
+
+def record(name: str, args: ToolArgs, started: float) -> None:
+    with CALLS_LOCK:
+        CALLS.append((name, args.model_dump(), started, time.perf_counter()))
+
+
+class EchoArgs(ToolArgs):
+    text: str
+    delay: float = 0.0
+
+
+class EchoTool(Tool):
+    name = "echo"
+    description = "Repeat the text."
+    args_model = EchoArgs
+
+    def run(self, args: EchoArgs, ctx: RunContext) -> ToolResult:  # type: ignore[override]
+        started = time.perf_counter()
+        time.sleep(args.delay)
+        record(self.name, args, started)
+        return ToolResult(text=f"echo: {args.text}")
+
+
+class MakeFileArgs(ToolArgs):
+    content: str = Field(min_length=1)
+
+
+class MakeFileTool(Tool):
+    name = "make_file"
+    description = "Write a text file into the artifact store."
+    args_model = MakeFileArgs
+
+    def run(self, args: MakeFileArgs, ctx: RunContext) -> ToolResult:  # type: ignore[override]
+        started = time.perf_counter()
+        artifact = ctx.app.artifacts.put_bytes(args.content.encode(), ".txt", "text/plain")
+        record(self.name, args, started)
+        return ToolResult(text=f"wrote {len(args.content)} characters", artifacts=[artifact])
+
+
+class ReadFileArgs(ToolArgs):
+    path: str
+
+
+class ReadFileTool(Tool):
+    name = "read_file"
+    description = "Read a file another step made."
+    args_model = ReadFileArgs
+    artifact_inputs = ("path",)
+
+    def run(self, args: ReadFileArgs, ctx: RunContext) -> ToolResult:  # type: ignore[override]
+        started = time.perf_counter()
+        text = ctx.resolve_path(args.path).read_text()
+        record(self.name, args, started)
+        return ToolResult(text=f"the file says {text}")
+
+
+class BoomArgs(ToolArgs):
+    kind: str = "bug"
+
+
+class BoomTool(Tool):
+    name = "boom"
+    description = "Always fails."
+    args_model = BoomArgs
+
+    def run(self, args: BoomArgs, ctx: RunContext) -> ToolResult:  # type: ignore[override]
+        if args.kind == "missing":
+            raise ModelMissingError("model 'vlm' is not present; run `modalgraph models pull vlm`")
+        raise RuntimeError("kaboom")
+
+
+class WaitArgs(ToolArgs):
+    marker: str
+
+
+class WaitForFileTool(Tool):
+    """Blocks until MARKER.go exists, after writing MARKER.started: lets a test kill a turn mid-step."""
+
+    name = "wait_for_file"
+    description = "Wait for a file."
+    args_model = WaitArgs
+
+    def run(self, args: WaitArgs, ctx: RunContext) -> ToolResult:  # type: ignore[override]
+        Path(args.marker + ".started").write_text(str(os.getpid()))
+        count_file = Path(args.marker + ".count")
+        count = int(count_file.read_text()) if count_file.exists() else 0
+        count_file.write_text(str(count + 1))
+        deadline = time.monotonic() + 120
+        while not Path(args.marker + ".go").exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError("nobody released the wait")
+            time.sleep(0.05)
+        return ToolResult(text=f"waited for {args.marker}")
+
+
+ALL = [EchoTool, MakeFileTool, ReadFileTool, BoomTool, WaitForFileTool]
+SPECS = [f"tests.fake_tools:{cls.__name__}" for cls in ALL]
+
+
+class CountArgs(ToolArgs):
+    marker: str
+
+
+class CountTool(Tool):
+    """Counts its runs in MARKER.count: shows whether a resumed turn redid a finished step."""
+
+    name = "count"
+    description = "Count."
+    args_model = CountArgs
+
+    def run(self, args: CountArgs, ctx: RunContext) -> ToolResult:  # type: ignore[override]
+        count_file = Path(args.marker + ".count")
+        count = int(count_file.read_text()) if count_file.exists() else 0
+        count_file.write_text(str(count + 1))
+        return ToolResult(text=f"counted {count + 1}")
+
+
+ALL.append(CountTool)
+SPECS.append("tests.fake_tools:CountTool")

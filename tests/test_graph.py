@@ -1,0 +1,190 @@
+"""The chat graph with a scripted LLM: plans, references, parallel steps, failures and limits."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from agent.context import AppContext
+from agent.llm.scripted import ScriptedChatModel
+from agent.settings import load_settings
+from agent.turns import TurnRunner, turn_json
+from tests import fake_tools
+from tools.registry import ToolRegistry
+
+
+def plan(*steps: dict[str, Any]) -> str:
+    return json.dumps({"steps": list(steps)})
+
+
+def step(i: int, tool: str, deps: list[int] | None = None, **args: Any) -> dict[str, Any]:
+    return {"id": i, "tool": tool, "args": args, "depends_on": deps or []}
+
+
+@pytest.fixture
+def app() -> AppContext:
+    app = AppContext(load_settings(max_steps=4))
+    app.__dict__["registry"] = ToolRegistry(fake_tools.ALL)
+    fake_tools.CALLS.clear()
+    return app
+
+
+def run_turn(app: AppContext, replies: list[Any], request: str = "do it", session: str = "t") -> tuple:
+    llm = ScriptedChatModel(replies=replies)
+    events: list[dict[str, Any]] = []
+    values = TurnRunner(app, llm).run(session, request, [], events.append)
+    return values, events, llm
+
+
+def test_plain_chat_is_a_plan_without_steps(app: AppContext) -> None:
+    values, events, _ = run_turn(app, [plan(), "Hello there, friend."])
+    out = turn_json(values)
+    assert out["plan"] == {"steps": []}
+    assert out["steps"] == []
+    assert out["answer"]["text"] == "Hello there, friend."
+    assert "".join(e["text"] for e in events if e["type"] == "token").strip() == "Hello there, friend."
+
+
+def test_single_step_result_reaches_the_responder(app: AppContext) -> None:
+    values, _, llm = run_turn(app, [plan(step(1, "echo", text="hi")), "Done."])
+    out = turn_json(values)
+    assert out["steps"][0] | {"artifacts": []} == {
+        "id": 1,
+        "tool": "echo",
+        "status": "done",
+        "output": "echo: hi",
+        "error": None,
+        "artifacts": [],
+    }
+    responder_prompt = llm.prompts[1][-1].content
+    assert "echo: hi" in responder_prompt
+
+
+def test_step_reference_passes_an_artifact_path_and_text(app: AppContext) -> None:
+    replies = [
+        plan(
+            step(1, "make_file", content="purple"),
+            step(2, "read_file", path="<step-1>"),
+            step(3, "echo", text="then <step-2>!"),
+        ),
+        "ok",
+    ]
+    values, _, _ = run_turn(app, replies)
+    out = turn_json(values)
+    assert [s["status"] for s in out["steps"]] == ["done", "done", "done"]
+    assert out["steps"][1]["output"] == "the file says purple"
+    assert out["steps"][2]["output"] == "echo: then the file says purple!"
+    # references imply dependencies even when the LLM leaves depends_on empty
+    assert out["plan"]["steps"][2]["depends_on"] == [2]
+    assert out["answer"]["artifacts"][0]["path"] == out["steps"][0]["artifacts"][0]["path"]
+    assert out["answer"]["artifacts"][0]["mime"] == "text/plain"
+
+
+def test_independent_steps_run_side_by_side(app: AppContext) -> None:
+    replies = [plan(step(1, "echo", text="a", delay=0.6), step(2, "echo", text="b", delay=0.6)), "ok"]
+    run_turn(app, replies)
+    (_, _, s1, e1), (_, _, s2, e2) = fake_tools.CALLS
+    assert s1 < e2 and s2 < e1, "the two sleeps did not overlap"
+
+
+def test_dependent_step_waits_for_its_dependency(app: AppContext) -> None:
+    replies = [plan(step(1, "echo", text="a", delay=0.3), step(2, "echo", [1], text="b")), "ok"]
+    run_turn(app, replies)
+    first, second = fake_tools.CALLS
+    assert first[1]["text"] == "a" and second[2] >= first[3]
+
+
+def test_invalid_json_then_valid_plan_is_retried_with_the_error(app: AppContext) -> None:
+    values, _, llm = run_turn(app, ["{not json", plan(step(1, "echo", text="x")), "ok"])
+    assert turn_json(values)["steps"][0]["status"] == "done"
+    retry_prompt = llm.prompts[1][-1].content
+    assert "invalid" in retry_prompt and "JSON" in retry_prompt
+
+
+def test_unknown_tool_twice_is_reported_not_raised(app: AppContext) -> None:
+    bad = plan(step(1, "teleport", where="moon"))
+    values, _, llm = run_turn(app, [bad, bad])
+    out = turn_json(values)
+    assert out["steps"] == []
+    assert "unknown tool 'teleport'" in out["plan_error"]
+    assert "valid plan" in out["answer"]["text"]
+    assert len(llm.prompts) == 2  # two planner calls, no responder call
+
+
+def test_failing_tool_skips_dependents_and_answer_names_the_fix(app: AppContext) -> None:
+    replies = [
+        plan(
+            step(1, "boom", kind="missing"),
+            step(2, "echo", [1], text="<step-1>"),
+            step(3, "echo", text="free"),
+        ),
+        "Partly done.",
+    ]
+    values, _, _ = run_turn(app, replies)
+    out = turn_json(values)
+    assert [s["status"] for s in out["steps"]] == ["failed", "skipped", "done"]
+    assert "modalgraph models pull vlm" in out["steps"][0]["error"]
+    assert "modalgraph models pull vlm" in out["answer"]["text"]
+    assert "Step 2 (echo) was skipped" in out["answer"]["text"]
+
+
+def test_a_tool_bug_becomes_a_failed_step(app: AppContext) -> None:
+    values, _, _ = run_turn(app, [plan(step(1, "boom")), "sorry"])
+    error = turn_json(values)["steps"][0]["error"]
+    assert "RuntimeError" in error and "kaboom" in error
+
+
+def test_bad_arguments_fail_the_plan_validation(app: AppContext) -> None:
+    values, _, _ = run_turn(
+        app, [plan(step(1, "make_file", content="")), plan(step(1, "make_file", content="a")), "ok"]
+    )
+    assert turn_json(values)["steps"][0]["status"] == "done"
+
+
+def test_step_limit(app: AppContext) -> None:
+    too_many = plan(*(step(i, "echo", text=str(i)) for i in range(1, 6)))
+    values, _, _ = run_turn(app, [too_many, too_many])
+    assert "at most 4" in turn_json(values)["plan_error"]
+    assert fake_tools.CALLS == []
+
+
+def test_cycles_and_dangling_references_are_refused(app: AppContext) -> None:
+    cyclic = plan(step(1, "echo", [2], text="a"), step(2, "echo", [1], text="b"))
+    dangling = plan(step(1, "echo", text="<step-7>"))
+    values, _, _ = run_turn(app, [cyclic, dangling])
+    assert "step 7" in turn_json(values)["plan_error"]
+
+
+def test_history_is_kept_across_turns_and_shown_to_the_planner(app: AppContext) -> None:
+    llm = ScriptedChatModel(replies=[plan(), "first answer", plan(), "second answer"])
+    runner = TurnRunner(app, llm)
+    runner.run("s", "my name is Ada", [], lambda e: None)
+    runner.run("s", "what is my name?", [], lambda e: None)
+    assert "my name is Ada" in llm.prompts[2][-1].content
+    history = runner.history("s")
+    assert [h["text"] for h in history] == [
+        "my name is Ada",
+        "first answer",
+        "what is my name?",
+        "second answer",
+    ]
+
+
+def test_cancelled_turn_leaves_a_clean_session(app: AppContext) -> None:
+    llm = ScriptedChatModel(replies=[plan(step(1, "echo", text="x")), "a1", plan(), "a2"])
+    runner = TurnRunner(app, llm)
+
+    def interrupt(event: dict[str, Any]) -> None:
+        if event["type"] == "step_end":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        runner.run("c", "first", [], interrupt)
+    assert runner.interrupted("c") == "first"
+    runner.mark_cancelled("c")
+    assert runner.interrupted("c") is None
+    values = runner.run("c", "second", [], lambda e: None)
+    assert values["answer"]["text"] in ("a1", "a2")
+    assert [h["text"] for h in runner.history("c")][:2] == ["first", "(cancelled by the user)"]

@@ -1,0 +1,57 @@
+"""The default local planner (Qwen2.5-Coder-1.5B Q4_K_M through llama.cpp) on real requests.
+
+Runs whenever the GGUF has been pulled; CI pulls it. The labelled set mixes plain chat, single
+steps, chains and parallel steps over the six tools.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.context import AppContext
+from agent.plan_eval import load_labelled, score_all
+from agent.planner import Planner
+from agent.settings import load_settings
+from agent.turns import TurnRunner, turn_json
+
+pytestmark = [pytest.mark.real_llm, pytest.mark.slow]
+
+LABELLED = Path(__file__).parent / "data" / "planner_eval.jsonl"
+
+
+@pytest.fixture(scope="module")
+def shared_llm() -> object:
+    from tests.conftest import REAL_PLANNER
+
+    if REAL_PLANNER is None:
+        pytest.skip("planner GGUF not present: run `modalgraph models pull planner`")
+    from agent.llm.llamacpp import LlamaCppChatModel
+
+    return LlamaCppChatModel(model_path=str(REAL_PLANNER), max_tokens=256)
+
+
+def test_planner_tool_and_edge_f1(real_planner: Path, shared_llm: object) -> None:
+    app = AppContext(load_settings())
+    planner = Planner(shared_llm, app.registry.available(), app.settings.max_steps)  # type: ignore[arg-type]
+    rows = load_labelled(LABELLED)
+    assert len(rows) >= 40
+    pairs = []
+    for row in rows:
+        outcome = planner.make_plan(row.request, row.attachments)
+        predicted = [s.model_dump() for s in outcome.plan.steps] if outcome.plan else []
+        pairs.append((row.request, predicted, row.steps))
+    scores = score_all(pairs)
+    print("\n" + scores.summary() + "\n" + "\n".join(scores.misses))
+    assert scores.node.score >= 0.85, scores.summary()
+    assert scores.edge.score >= 0.8, scores.summary()
+
+
+def test_text_only_turn_with_the_real_model(real_planner: Path, shared_llm: object) -> None:
+    app = AppContext(load_settings())
+    values = TurnRunner(app, shared_llm).run("real", "What is the capital of France?", [], lambda e: None)  # type: ignore[arg-type]
+    out = turn_json(values)
+    assert out["plan"] == {"steps": []}, json.dumps(out["plan"])
+    assert "paris" in out["answer"]["text"].lower()

@@ -1,0 +1,98 @@
+"""Sessions on disk: a turn killed with SIGKILL in one process is finished by the next one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests import fake_tools
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli_env(tmp_path: Path, script: list, name: str) -> dict[str, str]:
+    script_file = tmp_path / f"{name}.json"
+    script_file.write_text(json.dumps(script))
+    env = dict(os.environ)
+    env.update(
+        MODALGRAPH_LLM_BACKEND="scripted",
+        MODALGRAPH_LLM_SCRIPT=str(script_file),
+        MODALGRAPH_EXTRA_TOOLS=json.dumps(fake_tools.SPECS),
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+def modalgraph(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_sigkill_mid_turn_then_resume_in_a_new_process(tmp_path: Path) -> None:
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    plan = {
+        "steps": [
+            {"id": 1, "tool": "count", "args": {"marker": a}, "depends_on": []},
+            {"id": 2, "tool": "wait_for_file", "args": {"marker": b}, "depends_on": [1]},
+        ]
+    }
+    env1 = cli_env(tmp_path, [plan], "first")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "ask", "first request", "--session", "k"],
+        env=env1,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while not Path(b + ".started").exists():
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        assert time.monotonic() < deadline, "step 2 never started"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert Path(a + ".count").read_text() == "1"
+
+    listing = modalgraph("sessions", "list", env=env1)
+    assert listing.returncode == 0 and "interrupted" in listing.stdout
+
+    Path(b + ".go").write_text("")
+    env2 = cli_env(tmp_path, ["finished the first", {"steps": []}, "second answer"], "second")
+    second = modalgraph("ask", "second request", "--session", "k", "--json", env=env2)
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["answer"]["text"] == "second answer"
+    assert Path(a + ".count").read_text() == "1", "the finished step ran again"
+    assert Path(b + ".count").read_text() == "2", "the interrupted step was not re-run"
+
+    shown = modalgraph("sessions", "show", "k", env=env2)
+    texts = [line for line in shown.stdout.splitlines() if line.strip()]
+    assert [t.split(" ", 1)[1] for t in texts if t.startswith(("you", "modalgraph"))] == [
+        "first request",
+        "finished the first",
+        "second request",
+        "second answer",
+    ]
+
+
+def test_sessions_delete_and_unknown(tmp_path: Path) -> None:
+    env = cli_env(tmp_path, [{"steps": []}, "hi"], "s")
+    assert modalgraph("ask", "hello", "--session", "gone", env=env).returncode == 0
+    assert "gone" in modalgraph("sessions", "list", env=env).stdout
+    deleted = modalgraph("sessions", "delete", "gone", env=env)
+    assert deleted.returncode == 0
+    again = modalgraph("sessions", "delete", "gone", env=env)
+    assert again.returncode == 2 and again.stderr.strip().startswith("error: no session named 'gone'")
+    assert "Traceback" not in again.stderr
+    bad = modalgraph("ask", "x", "--session", "../etc", env=env)
+    assert bad.returncode == 2 and "invalid session name" in bad.stderr

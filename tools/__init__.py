@@ -1,0 +1,1 @@
+"""One module per capability, all behind the contract in `tools.base`."""
