@@ -65,6 +65,10 @@ class TurnView:
             f"{seconds}  [dim]{escape(detail)}[/]"
         )
 
+    def on_cancelling(self, event: dict[str, Any]) -> None:
+        self._end_stream()
+        self.console.print("[yellow]cancelling: no new step will start (Ctrl-C again to stop waiting)[/]")
+
     def on_token(self, event: dict[str, Any]) -> None:
         if not self.streaming:
             self.console.print("[bold magenta]modalgraph[/] ", end="")

@@ -27,7 +27,10 @@ def main() -> None:
     from agent.errors import ModalgraphError
 
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns (rather than raises) the code of a typer.Exit.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except ModalgraphError as exc:
         from agent.errors import one_line
 

@@ -91,12 +91,7 @@ def chat(session: str = typer.Option("default", "--session", "-s", help=SESSION_
             if _chat_command(line, attachments, console):
                 return
             continue
-        try:
-            runner.run(session, line, attachments, view)
-        except KeyboardInterrupt:
-            view._end_stream()
-            runner.mark_cancelled(session)
-            console.print("[yellow]turn cancelled[/]")
+        runner.run(session, line, attachments, view)
         attachments = []
 
 
@@ -137,11 +132,9 @@ def ask(
     runner = TurnRunner(app)
     on_event = (lambda event: None) if as_json else TurnView()
     _finish_interrupted(runner, session, on_event, quiet=as_json)
-    try:
-        values = runner.run(session, request, attachments, on_event)
-    except KeyboardInterrupt:
-        runner.mark_cancelled(session)
-        raise
+    values = runner.run(session, request, attachments, on_event)
+    if app.cancel.is_set():
+        raise typer.Exit(130)
     if as_json:
         typer.echo(json.dumps(turn_json(values), ensure_ascii=False))
 

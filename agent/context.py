@@ -30,6 +30,8 @@ class AppContext:
     """Process-wide resources, each built on first use so that start-up stays cheap."""
 
     settings: Settings
+    # Set by a front end when the user cancels a turn (Ctrl-C); tools and the graph check it.
+    cancel: threading.Event = field(default_factory=threading.Event)
 
     @cached_property
     def registry(self) -> ToolRegistry:
@@ -83,7 +85,11 @@ class RunContext:
     step_id: int = 0
     trusted_paths: list[Path] = field(default_factory=list)
     progress: ProgressFn = _no_progress
-    cancel: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def cancelled(self) -> bool:
+        """Long-running tools poll this between chunks of work and stop early when it is set."""
+        return self.app.cancel.is_set()
 
     @property
     def settings(self) -> Settings:

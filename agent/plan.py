@@ -69,16 +69,34 @@ def _step_schema(tool: type[Tool]) -> dict[str, Any]:
     return schema
 
 
+# A pseudo-tool for requests that need no tool. A small model asked to pick "a tool" reliably picks
+# one; giving it a legitimate "no tool" choice among the others stops greetings and knowledge
+# questions from turning into spurious tool calls. It is removed from the plan before validation.
+NO_TOOL = "answer_in_words"
+NO_TOOL_STEP = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer", "minimum": 1},
+        "tool": {"const": NO_TOOL},
+        "args": {"type": "object", "additionalProperties": False, "properties": {}},
+        "depends_on": {"type": "array", "maxItems": 0},
+    },
+    "required": ["id", "tool", "args", "depends_on"],
+    "additionalProperties": False,
+}
+
+
 def plan_json_schema(tools: Mapping[str, type[Tool]], max_steps: int) -> dict[str, Any]:
     """The schema the decoder is constrained by: `{"steps": [one of the tools' step shapes]}`."""
-    branches = [_step_schema(tool) for tool in tools.values()]
+    branches = [NO_TOOL_STEP, *(_step_schema(tool) for tool in tools.values())]
     defs: dict[str, Any] = {}
     for branch in branches:
         defs.update(branch.pop("$defs", {}))
-    items: dict[str, Any] = {"anyOf": branches} if branches else {"type": "object"}
     schema: dict[str, Any] = {
         "type": "object",
-        "properties": {"steps": {"type": "array", "items": items, "maxItems": max_steps}},
+        "properties": {
+            "steps": {"type": "array", "items": {"anyOf": branches}, "minItems": 1, "maxItems": max_steps}
+        },
         "required": ["steps"],
         "additionalProperties": False,
     }
@@ -115,6 +133,11 @@ def validate_plan(data: Any, tools: Mapping[str, type[Tool]], max_steps: int) ->
     """Turn parsed JSON into a checked Plan, or raise PlanError saying exactly what is wrong."""
     if isinstance(data, list):  # a bare list of steps is an easy slip; accept it
         data = {"steps": data}
+    if isinstance(data, dict) and isinstance(data.get("steps"), list):
+        data = {
+            **data,
+            "steps": [s for s in data["steps"] if not (isinstance(s, dict) and s.get("tool") == NO_TOOL)],
+        }
     try:
         plan = Plan.model_validate(data)
     except ValidationError as exc:

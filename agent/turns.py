@@ -7,6 +7,8 @@ checkpoint, without redoing the steps that completed.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
 EventFn = Callable[[dict[str, Any]], None]
+_DONE = object()
 
 
 class TurnRunner:
@@ -61,10 +64,45 @@ class TurnRunner:
         return list(self.graph.get_state(self._config(session)).values.get("history") or [])
 
     def _stream(self, graph_input: Any, session: str, on_event: EventFn) -> dict[str, Any]:
+        """Run the graph in a worker thread and hand its events to `on_event` in this one.
+
+        Ctrl-C here sets the app's cancel flag instead of tearing the graph down mid-step: no new
+        step starts, a running tool may stop early, and the turn ends with a cancelled answer, so
+        the session stays consistent. A second Ctrl-C stops waiting.
+        """
         config = self._config(session)
-        # sync durability: each superstep is on disk before the next starts, so SIGKILL loses no step.
-        for event in self.graph.stream(graph_input, config, stream_mode="custom", durability="sync"):
-            on_event(event)
+        self.app.cancel.clear()
+        events: queue.Queue[Any] = queue.Queue()
+        failures: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                # sync durability: each superstep is on disk before the next starts.
+                for event in self.graph.stream(graph_input, config, stream_mode="custom", durability="sync"):
+                    events.put(event)
+            except BaseException as exc:  # handed to the caller's thread below
+                failures.append(exc)
+            finally:
+                events.put(_DONE)
+
+        worker = threading.Thread(target=work, name=f"turn-{session}", daemon=True)
+        worker.start()
+        while True:
+            try:
+                event = events.get(timeout=0.1)
+                if event is _DONE:
+                    break
+                on_event(event)
+            except queue.Empty:
+                continue
+            except KeyboardInterrupt:
+                if self.app.cancel.is_set():
+                    raise
+                self.app.cancel.set()
+                on_event({"type": "cancelling"})
+        worker.join()
+        if failures:
+            raise failures[0]
         return dict(self.graph.get_state(config).values)
 
     def run(
@@ -76,26 +114,6 @@ class TurnRunner:
 
     def resume(self, session: str, on_event: EventFn = print) -> dict[str, Any]:
         return self._stream(None, session, on_event)
-
-    def mark_cancelled(self, session: str) -> None:
-        """Close a turn stopped by Ctrl-C so that the session's next turn starts cleanly."""
-        config = self._config(session)
-        if self.interrupted(session) is None:
-            return
-        values = self.graph.get_state(config).values
-        text = "(cancelled by the user)"
-        update = {
-            "answer": {"text": text, "artifacts": []},
-            "history": [
-                {
-                    "role": "user",
-                    "text": values.get("request", ""),
-                    "attachments": values.get("attachments") or [],
-                },
-                {"role": "assistant", "text": text, "artifacts": []},
-            ],
-        }
-        self.graph.update_state(config, update, as_node="respond")
 
 
 def turn_json(values: dict[str, Any]) -> dict[str, Any]:

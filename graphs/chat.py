@@ -10,6 +10,7 @@ Front ends read progress from the `custom` stream: plan, step_start, step_end, p
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph
 
 HISTORY_CHARS = 300
+CANCELLED_TEXT = "(cancelled by the user)"
 
 
 def _emit(event: dict[str, Any]) -> None:
@@ -127,6 +129,8 @@ def build_chat_graph(
         return {"results": skipped} if skipped else {}
 
     def route(state: ChatState) -> list[Send] | str:
+        if app.cancel.is_set():
+            return "respond"
         plan, results = _plan(state), _results(state)
         ready = [
             step
@@ -148,16 +152,20 @@ def build_chat_graph(
 
         ctx = RunContext(app=app, step_id=step.id, trusted_paths=trusted, progress=progress)  # type: ignore[arg-type]
         result = run_step(step, tools[step.tool], _results(state), ctx)
+        if ctx.cancelled and result.status == "done":
+            result.error = "finished, but the turn was cancelled"
         _emit({"type": "step_end", **result.model_dump(mode="json")})
         return {"results": {str(step.id): result.model_dump(mode="json")}}
 
     def respond(state: ChatState) -> dict[str, Any]:
         plan, results = _plan(state), _results(state)
         artifacts = _unique(a for step in plan.steps for a in _done_artifacts(results.get(str(step.id))))
-        if state.get("plan_error"):
+        if app.cancel.is_set():
+            text = CANCELLED_TEXT
+        elif state.get("plan_error"):
             text = f"I could not turn that request into a valid plan: {state['plan_error']}"
         else:
-            text = _write_answer(llm, state, plan, results, settings.history_turns)
+            text = _write_answer(llm, state, plan, results, settings.history_turns, app.cancel)
             issues = problems(plan, results)
             if issues:
                 text = (text.rstrip() + "\n\n" if text.strip() else "") + "\n".join(issues)
@@ -201,7 +209,12 @@ def _unique(artifacts: Any) -> list[Artifact]:
 
 
 def _write_answer(
-    llm: BaseChatModel, state: ChatState, plan: Plan, results: dict[str, StepResult], turns: int
+    llm: BaseChatModel,
+    state: ChatState,
+    plan: Plan,
+    results: dict[str, StepResult],
+    turns: int,
+    cancel: threading.Event,
 ) -> str:
     """Stream the responder LLM's answer as `token` events; a failure here still yields an answer."""
     parts = history_lines(state.get("history") or [], turns)
@@ -219,6 +232,9 @@ def _write_answer(
             if text:
                 pieces.append(text)
                 _emit({"type": "token", "text": text})
+            if cancel.is_set():
+                pieces.append(" " + CANCELLED_TEXT)
+                break
     except ModalgraphError:
         raise
     except Exception as exc:

@@ -35,7 +35,8 @@ class EchoTool(Tool):
 
     def run(self, args: EchoArgs, ctx: RunContext) -> ToolResult:  # type: ignore[override]
         started = time.perf_counter()
-        time.sleep(args.delay)
+        while time.perf_counter() - started < args.delay and not ctx.cancelled:
+            time.sleep(0.02)
         record(self.name, args, started)
         return ToolResult(text=f"echo: {args.text}")
 

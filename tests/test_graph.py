@@ -172,19 +172,30 @@ def test_history_is_kept_across_turns_and_shown_to_the_planner(app: AppContext) 
     ]
 
 
-def test_cancelled_turn_leaves_a_clean_session(app: AppContext) -> None:
-    llm = ScriptedChatModel(replies=[plan(step(1, "echo", text="x")), "a1", plan(), "a2"])
-    runner = TurnRunner(app, llm)
+def test_cancel_stops_new_steps_and_leaves_a_clean_session(app: AppContext) -> None:
+    replies = [plan(step(1, "echo", text="x", delay=30), step(2, "echo", [1], text="y")), plan(), "a2"]
+    runner = TurnRunner(app, ScriptedChatModel(replies=replies))
+    seen: list[str] = []
 
     def interrupt(event: dict[str, Any]) -> None:
-        if event["type"] == "step_end":
-            raise KeyboardInterrupt
+        seen.append(event["type"])
+        if event["type"] == "step_start":
+            raise KeyboardInterrupt  # what Ctrl-C raises in the front end's thread
 
-    with pytest.raises(KeyboardInterrupt):
-        runner.run("c", "first", [], interrupt)
-    assert runner.interrupted("c") == "first"
-    runner.mark_cancelled("c")
+    values = runner.run("c", "first", [], interrupt)
+    out = turn_json(values)
+    assert "cancelling" in seen
+    assert out["answer"]["text"] == "(cancelled by the user)"
+    assert [s["status"] for s in out["steps"]] == ["done", "skipped"]
+    assert fake_tools.CALLS[0][3] - fake_tools.CALLS[0][2] < 5, "the running tool did not stop early"
     assert runner.interrupted("c") is None
     values = runner.run("c", "second", [], lambda e: None)
-    assert values["answer"]["text"] in ("a1", "a2")
+    assert values["answer"]["text"] == "a2"
     assert [h["text"] for h in runner.history("c")][:2] == ["first", "(cancelled by the user)"]
+
+
+def test_backend_failure_in_the_worker_reaches_the_caller(app: AppContext) -> None:
+    from agent.errors import BackendError
+
+    with pytest.raises(BackendError, match="server down"):
+        run_turn(app, [{"raise": "server down"}])

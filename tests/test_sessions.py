@@ -96,3 +96,32 @@ def test_sessions_delete_and_unknown(tmp_path: Path) -> None:
     assert "Traceback" not in again.stderr
     bad = modalgraph("ask", "x", "--session", "../etc", env=env)
     assert bad.returncode == 2 and "invalid session name" in bad.stderr
+
+
+def test_ctrl_c_cancels_the_turn_promptly_and_keeps_the_session(tmp_path: Path) -> None:
+    plan = {"steps": [{"id": 1, "tool": "echo", "args": {"text": "x", "delay": 60}, "depends_on": []}]}
+    env = cli_env(tmp_path, [plan, {"steps": []}, "next answer"], "c")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "ask", "slow one", "--session", "c"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    out = ""
+    assert proc.stdout is not None
+    while "started" not in out:
+        assert time.monotonic() < deadline and proc.poll() is None
+        out += proc.stdout.readline()
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    assert proc.returncode == 130
+    assert time.monotonic() - sent < 10
+    follow = modalgraph("ask", "again", "--session", "c", "--json", env=env)
+    assert follow.returncode == 0, follow.stderr
+    assert "resuming" not in follow.stderr
+    shown = modalgraph("sessions", "show", "c", env=env).stdout
+    assert "(cancelled by the user)" in shown

@@ -86,8 +86,13 @@ class PromptStateCache(BaseLlamaCache):
         key = tuple(key)
         state = _slim(value)
         self._remember(key, state)
-        if self.disk_dir is not None:
+        if self.disk_dir is not None and not self._covered_on_disk(key):
             self._write(key, state)
+
+    def _covered_on_disk(self, key: tuple[int, ...]) -> bool:
+        # A saved state sharing most of this prompt (the fixed instructions) already gives a new
+        # process its warm start; writing tens of MB per call would only churn the disk.
+        return any(Llama.longest_token_prefix(k, key) >= 0.75 * len(key) for k in self._disk_keys)
 
     def _remember(self, key: tuple[int, ...], state: LlamaState) -> None:
         self._ram[key] = state
