@@ -90,7 +90,7 @@ def test_independent_steps_run_side_by_side(app: AppContext) -> None:
 
 
 def test_dependent_step_waits_for_its_dependency(app: AppContext) -> None:
-    replies = [plan(step(1, "echo", text="a", delay=0.3), step(2, "echo", [1], text="b")), "ok"]
+    replies = [plan(step(1, "echo", text="a", delay=0.3), step(2, "echo", [1], text="b <step-1>")), "ok"]
     run_turn(app, replies)
     first, second = fake_tools.CALLS
     assert first[1]["text"] == "a" and second[2] >= first[3]
@@ -151,9 +151,10 @@ def test_step_limit(app: AppContext) -> None:
 
 
 def test_cycles_and_dangling_references_are_refused(app: AppContext) -> None:
-    cyclic = plan(step(1, "echo", [2], text="a"), step(2, "echo", [1], text="b"))
+    cyclic = plan(step(1, "echo", [2], text="<step-2>"), step(2, "echo", [1], text="<step-1>"))
     dangling = plan(step(1, "echo", text="<step-7>"))
-    values, _, _ = run_turn(app, [cyclic, dangling])
+    values, _, llm = run_turn(app, [cyclic, dangling])
+    assert "cycle" in llm.prompts[1][-1].content
     assert "step 7" in turn_json(values)["plan_error"]
 
 
@@ -173,7 +174,7 @@ def test_history_is_kept_across_turns_and_shown_to_the_planner(app: AppContext) 
 
 
 def test_cancel_stops_new_steps_and_leaves_a_clean_session(app: AppContext) -> None:
-    replies = [plan(step(1, "echo", text="x", delay=30), step(2, "echo", [1], text="y")), plan(), "a2"]
+    replies = [plan(step(1, "echo", text="x", delay=30), step(2, "echo", [1], text="<step-1>")), plan(), "a2"]
     runner = TurnRunner(app, ScriptedChatModel(replies=replies))
     seen: list[str] = []
 

@@ -102,3 +102,20 @@ def test_reference_inside_text_becomes_a_dependency() -> None:
         8,
     )
     assert plan.step(2).depends_on == [1]
+
+
+def test_dependencies_follow_the_data_flow() -> None:
+    plan = parse_plan(
+        json.dumps(
+            {
+                "steps": [
+                    {"id": 1, "tool": "generate_image", "args": {"prompt": "a village"}, "depends_on": []},
+                    {"id": 2, "tool": "generate_video", "args": {"prompt": "snow falling"}, "depends_on": [1]},
+                    {"id": 3, "tool": "describe_image", "args": {"image": "<step-1>"}, "depends_on": []},
+                ]
+            }
+        ),
+        TOOLS,
+        8,
+    )
+    assert [s.depends_on for s in plan.steps] == [[], [], [1]]
