@@ -16,6 +16,8 @@ ENV_PREFIX = "MODALGRAPH_"
 MODEL_ENV_PREFIX = "MODALGRAPH_MODEL_"
 
 LLMBackend = Literal["llamacpp", "openai", "transformers", "scripted"]
+TtsEngine = Literal["auto", "edge", "piper", "espeak"]
+VlmChatHandler = Literal["llava-1.5", "llava-1.6", "moondream", "nanollava", "minicpm-v-2.6", "qwen2.5-vl"]
 
 
 def config_file_path() -> Path:
@@ -69,12 +71,43 @@ class Settings(BaseSettings):
     models: dict[str, str] = Field(default_factory=dict, description="Per-model overrides (path or hub id).")
     hub_timeout_s: float = Field(5.0, gt=0, description="Seconds before an unreachable hub is skipped.")
     extra_tools: list[str] = Field(default_factory=list, description="More tools, as module:Class.")
+    # Generators (images, video, sound).
+    cpu_offload: bool = Field(
+        False, description="On CUDA, keep generator parts in RAM and move each to the GPU only while it runs."
+    )
+    attention_slicing: bool = Field(
+        False, description="Compute attention in slices: less memory, a bit slower."
+    )
+    vae_tiling: bool = Field(
+        False, description="Decode images and frames in tiles: big sizes in less memory."
+    )
+    safety_checker: bool = Field(
+        True, description="Run a generator's safety checker where the model ships one."
+    )
     # Image library.
     chroma_host: str | None = Field(None, description="Chroma server host; unset means embedded on disk.")
     chroma_port: int = Field(8000, description="Chroma server port.")
     clip_batch_size: int = Field(32, ge=1, description="Images per CLIP forward pass when indexing.")
+    # Looking at images.
+    vlm_mmproj: Path | None = Field(
+        None, description="The vision projector (mmproj .gguf) when the vlm model is a LLaVA GGUF."
+    )
+    vlm_chat_handler: VlmChatHandler = Field(
+        "llava-1.5", description="llama.cpp chat handler for a GGUF vlm: the model's family."
+    )
+    vlm_max_new_tokens: int = Field(160, ge=8, le=2048, description="Longest description the VLM writes.")
+    # Speech.
+    tts_engine: TtsEngine = Field(
+        "auto", description="auto tries edge-tts, then Piper, then espeak-ng; or name one engine."
+    )
+    tts_voice: str | None = Field(None, description="Default voice when a request names none.")
+    edge_timeout_s: float = Field(
+        3.0, gt=0, le=60, description="Seconds edge-tts may take to start answering before Piper takes over."
+    )
+    tts_max_chars: int = Field(200_000, ge=1, description="Longest text speak reads (it is read in chunks).")
+    play_audio: bool = Field(True, description="Play spoken answers (--speak) when an audio player exists.")
 
-    @field_validator("data_dir", "llm_script", mode="before")
+    @field_validator("data_dir", "llm_script", "vlm_mmproj", mode="before")
     @classmethod
     def _expand(cls, value: Any) -> Any:
         return Path(value).expanduser() if isinstance(value, (str, Path)) and str(value) else value

@@ -26,9 +26,7 @@ def _find_real_planner() -> Path | None:
 
 REAL_PLANNER = _find_real_planner()
 
-pytest_plugins: list[str] = []
-if (Path(__file__).parent / "conftest_library.py").exists():
-    pytest_plugins.append("tests.conftest_library")
+pytest_plugins = ["tests.conftest_library", "tests.generation_fixtures"]
 
 
 @pytest.fixture(autouse=True)

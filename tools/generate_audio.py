@@ -1,17 +1,19 @@
-"""generate_audio: text to a sound effect or music clip."""
+"""generate_audio: text to a sound effect or music clip (AudioLDM, or AudioLDM 2 when the model is one)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
+from agent.pipelines import DevicePolicy
 from tools.base import Tool, ToolArgs, ToolResult
-from tools.generation_args import GenerationArgs
-from tools.pending import require_models_then_refuse
+from tools.generation_args import GenerationArgs, pick_seed, refuse_projector, reproduction_meta
 
 if TYPE_CHECKING:
     from agent.context import RunContext
+
+DEFAULT_STEPS = 25
 
 
 class GenerateAudioArgs(GenerationArgs):
@@ -23,6 +25,42 @@ class GenerateAudioTool(Tool):
     description = "Create a NEW sound effect, ambience or music clip from a text description (not speech)."
     args_model = GenerateAudioArgs
     models = ("audio-gen",)
+    # Attention slicing is an image-pipeline helper; AudioLDM's small U-Net does not need it.
+    policy: ClassVar[DevicePolicy] = DevicePolicy(attention_slicing=False)
 
     def run(self, args: ToolArgs, ctx: RunContext) -> ToolResult:
-        return require_models_then_refuse(self.name, self.models, ctx)
+        from agent.pipelines import denoise, load_pipeline, seeded_generator
+        from agent.samplers import sampler_name
+        from tools.media_encoding import wav_bytes
+
+        assert isinstance(args, GenerateAudioArgs)
+        refuse_projector(args)
+        loaded = load_pipeline(ctx.app, "audio-gen", self.policy)
+        steps = args.steps or DEFAULT_STEPS
+        seed = pick_seed(args.seed)
+        audio = denoise(
+            loaded,
+            ctx,
+            steps,
+            prompt=args.prompt,
+            audio_length_in_s=args.duration,
+            generator=seeded_generator(seed),
+            output_type="np",
+        ).audios[0]
+        rate = int(loaded.pipe.vocoder.config.sampling_rate)
+        meta = reproduction_meta(
+            "audio-gen",
+            loaded.model_id,
+            seed,
+            steps,
+            sampler=sampler_name(loaded.pipe.scheduler),
+            duration=round(len(audio) / rate, 3),
+            sample_rate=rate,
+            prompt=args.prompt,
+        )
+        artifact = ctx.app.artifacts.put_bytes(wav_bytes(audio, rate), ".wav", "audio/wav", **meta)
+        text = (
+            f"made {meta['duration']} s of sound at {rate} Hz with {loaded.model_id} "
+            f"({steps} steps, seed {seed})"
+        )
+        return ToolResult(text=text, artifacts=[artifact], data=meta)

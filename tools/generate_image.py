@@ -1,17 +1,28 @@
-"""generate_image: text to image with a latent diffusion pipeline."""
+"""generate_image: text to image with a latent diffusion pipeline (Stable Diffusion, SD-Turbo, SDXL...)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from agent.pipelines import DevicePolicy
 from tools.base import Tool, ToolArgs, ToolResult
-from tools.generation_args import Sampler, SizedGenerationArgs
-from tools.pending import require_models_then_refuse
+from tools.generation_args import (
+    Sampler,
+    SizedGenerationArgs,
+    check_sampler_steps,
+    pick_seed,
+    refuse_projector,
+    reproduction_meta,
+)
 
 if TYPE_CHECKING:
     from agent.context import RunContext
+
+# Distilled (turbo) models are trained for a few steps without classifier-free guidance.
+TURBO_STEPS, TURBO_GUIDANCE = 4, 0.0
+DEFAULT_STEPS = 25
 
 
 class GenerateImageArgs(SizedGenerationArgs):
@@ -20,12 +31,66 @@ class GenerateImageArgs(SizedGenerationArgs):
     num_images: int = Field(1, ge=1, le=8)
     sampler: Sampler | None = Field(None, description="ddim, euler, euler_a, dpm++, lcm or pndm")
 
+    _check_sampler_steps = model_validator(mode="after")(check_sampler_steps)
+
 
 class GenerateImageTool(Tool):
     name = "generate_image"
     description = "Create a NEW picture from a text description (drawing, photo, painting, logo...)."
     args_model = GenerateImageArgs
     models = ("image-gen",)
+    policy: ClassVar[DevicePolicy] = DevicePolicy()
 
     def run(self, args: ToolArgs, ctx: RunContext) -> ToolResult:
-        return require_models_then_refuse(self.name, self.models, ctx)
+        from agent.pipelines import denoise, load_pipeline, seeded_generator
+        from agent.samplers import sampler_name
+        from tools.media_encoding import png_bytes
+
+        assert isinstance(args, GenerateImageArgs)
+        refuse_projector(args)
+        loaded = load_pipeline(ctx.app, "image-gen", self.policy)
+        turbo = "turbo" in loaded.model_id.lower()
+        steps = args.steps or (TURBO_STEPS if turbo else DEFAULT_STEPS)
+        seed = pick_seed(args.seed)
+        guidance = TURBO_GUIDANCE if args.guidance is None and turbo else args.guidance
+        extra = {} if guidance is None else {"guidance_scale": guidance}
+        output = denoise(
+            loaded,
+            ctx,
+            steps,
+            sampler=args.sampler,
+            prompt=args.prompt,
+            negative_prompt=args.negative_prompt,
+            width=args.width,
+            height=args.height,
+            num_images_per_prompt=args.num_images,
+            generator=seeded_generator(seed),
+            output_type="np",
+            **extra,
+        )
+        images = output.images
+        height, width = images.shape[1:3]
+        flagged = [bool(x) for x in (getattr(output, "nsfw_content_detected", None) or [])]
+        meta = reproduction_meta(
+            "image-gen",
+            loaded.model_id,
+            seed,
+            steps,
+            sampler=sampler_name(loaded.pipe.scheduler),
+            width=int(width),
+            height=int(height),
+            guidance=extra.get("guidance_scale"),
+            prompt=args.prompt,
+            negative_prompt=args.negative_prompt,
+        )
+        artifacts = [
+            ctx.app.artifacts.put_bytes(png_bytes(image), ".png", "image/png", **meta, index=i)
+            for i, image in enumerate(images)
+        ]
+        text = (
+            f"made {len(artifacts)} image(s), {width}x{height}, with {loaded.model_id} "
+            f"({meta['sampler']}, {steps} steps, seed {seed})"
+        )
+        if any(flagged):
+            text += f"; the safety checker blanked {sum(flagged)} of them"
+        return ToolResult(text=text, artifacts=artifacts, data={**meta, "nsfw": flagged})

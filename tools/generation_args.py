@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -11,12 +11,14 @@ from tools.base import ToolArgs
 SAMPLERS = ("ddim", "euler", "euler_a", "dpm++", "lcm", "pndm")
 Sampler = Literal["ddim", "euler", "euler_a", "dpm++", "lcm", "pndm"]
 Conditioning = Literal["text", "projector"]
+# PNDM warms up with Runge-Kutta steps and breaks below this many.
+SAMPLER_MIN_STEPS = {"pndm": 4}
 
 
 class GenerationArgs(ToolArgs):
     prompt: str = Field(min_length=1, description="What to generate, in plain words")
     steps: int | None = Field(None, ge=1, le=500, description="Denoising steps; omit for the model default")
-    seed: int | None = Field(None, ge=0, description="Random seed, for a reproducible result")
+    seed: int | None = Field(None, ge=0, lt=2**32, description="Random seed, for a reproducible result")
     conditioning: Conditioning = Field("text", description="text (default) or projector")
 
 
@@ -31,3 +33,34 @@ class SizedGenerationArgs(GenerationArgs):
     height: int | None = Field(None, ge=64, le=2048, description="Pixels, a multiple of 8")
 
     _check_width = field_validator("width", "height")(multiple_of_8)
+
+
+def refuse_projector(args: GenerationArgs) -> None:
+    """`conditioning="projector"` needs a trained output projector, which no release ships yet."""
+    from agent.errors import ToolUnavailableError
+
+    if args.conditioning == "projector":
+        raise ToolUnavailableError(
+            "conditioning=projector is not available yet: no output projector has been trained "
+            "(a later release adds `modalgraph projector train`); use conditioning=text"
+        )
+
+
+def pick_seed(seed: int | None) -> int:
+    """The requested seed, or a fresh random one; either way it is recorded so the output can be redone."""
+    import secrets
+
+    return seed if seed is not None else secrets.randbelow(2**32)
+
+
+def reproduction_meta(model: str, model_id: str, seed: int, steps: int, **more: object) -> dict[str, object]:
+    """What a step's artifacts and data record: enough to make the same file again."""
+    return {"model": model, "model_id": model_id, "seed": seed, "steps": steps, **more}
+
+
+def check_sampler_steps(args: Any) -> Any:
+    """A sampler that cannot run with so few steps is refused now, not halfway through a load."""
+    need = SAMPLER_MIN_STEPS.get(args.sampler or "")
+    if need and args.steps is not None and args.steps < need:
+        raise ValueError(f"sampler {args.sampler} needs at least {need} steps, not {args.steps}")
+    return args
