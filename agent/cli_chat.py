@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
+    from agent.audio_player import AudioPlayer
     from agent.context import AppContext
     from agent.turns import TurnRunner
     from memory.artifacts import Artifact
 
 SESSION_HELP = "Conversation name; its history is kept on disk and picked up next time."
+SPEAK_HELP = "Read every answer aloud: prints the audio file's path, and plays it when a player exists."
 
 
 def register(app: typer.Typer) -> None:
@@ -48,6 +50,49 @@ def user_attachment(raw: str) -> Artifact:
     return Artifact(path=str(resolved), mime=guess_mime(resolved))
 
 
+def speak_answer(app: AppContext, values: dict) -> dict:
+    """Read the turn's answer aloud; returns what `ask --json` shows under "speech".
+
+    Speech is an extra: a failure is reported, never raised, so the answer itself stands.
+    """
+    from agent.errors import ModalgraphError, one_line
+    from agent.tts import speak_text
+
+    text = str((values.get("answer") or {}).get("text") or "").strip()
+    if not text:
+        return {"error": "no answer to read aloud"}
+    try:
+        spoken = speak_text(app, text, cancelled=app.cancel.is_set)
+    except ModalgraphError as exc:
+        return {"error": one_line(exc)}
+    out = spoken.output
+    return {
+        "path": spoken.artifact.path,
+        "mime": spoken.artifact.mime,
+        "engine": out.engine,
+        "voice": out.voice,
+        "seconds": round(out.seconds, 2),
+    }
+
+
+def show_and_play(console: object, app: AppContext, speech: dict, player: AudioPlayer | None) -> None:
+    """Print where the spoken answer is, then play it when a player exists (never an error if not)."""
+    from rich.markup import escape
+
+    if "error" in speech:
+        console.print(f"[yellow]not read aloud: {escape(speech['error'])}[/]")  # type: ignore[attr-defined]
+        return
+    console.print(  # type: ignore[attr-defined]
+        f"  [blue]{speech['mime']}[/] {escape(speech['path'])}  "
+        f"[dim](spoken by {speech['engine']}, voice {escape(speech['voice'])}, {speech['seconds']:.1f} s)[/]",
+        soft_wrap=True,  # a path broken across lines cannot be copied
+    )
+    if player is not None and app.settings.play_audio:
+        name = player.play(speech["path"], speech["mime"])
+        if name:
+            console.print(f"[dim]  playing with {name}[/]")  # type: ignore[attr-defined]
+
+
 def _finish_interrupted(runner: TurnRunner, session: str, on_event: object, quiet: bool = False) -> None:
     pending = runner.interrupted(session)
     if pending is None:
@@ -57,10 +102,14 @@ def _finish_interrupted(runner: TurnRunner, session: str, on_event: object, quie
     runner.resume(session, on_event)  # type: ignore[arg-type]
 
 
-def chat(session: str = typer.Option("default", "--session", "-s", help=SESSION_HELP)) -> None:
+def chat(
+    session: str = typer.Option("default", "--session", "-s", help=SESSION_HELP),
+    speak: bool = typer.Option(False, "--speak", help=SPEAK_HELP),
+) -> None:
     """Talk with the assistant in the terminal. /help lists the commands."""
     from rich.console import Console
 
+    from agent.audio_player import AudioPlayer
     from agent.chat_view import TurnView
     from agent.turns import TurnRunner
     from memory.sessions import check_session_name
@@ -79,20 +128,43 @@ def chat(session: str = typer.Option("default", "--session", "-s", help=SESSION_
         )
     _finish_interrupted(runner, session, view)
     attachments: list[Artifact] = []
+    player = AudioPlayer()
     while True:
         try:
             line = console.input("[bold green]you[/] ").strip()
         except (EOFError, KeyboardInterrupt):
+            player.stop()
             console.print()
             return
         if not line:
             continue
+        if line.split()[0] == "/speak":
+            speak = _speak_command(line, speak, console)
+            continue
         if line.startswith("/"):
             if _chat_command(line, attachments, console):
+                player.stop()
                 return
             continue
-        runner.run(session, line, attachments, view)
+        values = runner.run(session, line, attachments, view)
         attachments = []
+        if speak and not app.cancel.is_set():
+            try:
+                show_and_play(console, app, speak_answer(app, values), player)
+            except KeyboardInterrupt:  # Ctrl-C while a long answer is being spoken: keep chatting
+                console.print("[yellow]not read aloud (cancelled)[/]")
+
+
+def _speak_command(line: str, speak: bool, console: object) -> bool:
+    """`/speak on|off`: whether answers are read aloud from now on; returns the new setting."""
+    arg = line.partition(" ")[2].strip().lower()
+    if arg in ("on", "off"):
+        speak = arg == "on"
+    elif arg:
+        console.print("[red]use /speak on or /speak off[/]")  # type: ignore[attr-defined]
+        return speak
+    console.print(f"[dim]answers are {'read aloud' if speak else 'not read aloud'}[/]")  # type: ignore[attr-defined]
+    return speak
 
 
 def _chat_command(line: str, attachments: list[Artifact], console: object) -> bool:
@@ -105,12 +177,15 @@ def _chat_command(line: str, attachments: list[Artifact], console: object) -> bo
     if name == "/attach":
         try:
             attachments.append(user_attachment(rest.strip()))
-            console.print(f"[dim]attached {attachments[-1].path} for the next message[/]")  # type: ignore[attr-defined]
+            added = attachments[-1]
+            console.print(f"[dim]attached {added.path} ({added.mime}) for the next message[/]")  # type: ignore[attr-defined]
         except ModalgraphError as exc:
             console.print(f"[red]{one_line(exc)}[/]")  # type: ignore[attr-defined]
         return False
     console.print(  # type: ignore[attr-defined]
-        "/attach PATH  attach a file to your next message\n/quit         leave (the session is kept)"
+        "/attach PATH     attach a file to your next message\n"
+        "/speak on|off    read answers aloud (or stop)\n"
+        "/quit            leave (the session is kept)"
     )
     return False
 
@@ -120,6 +195,7 @@ def ask(
     attach: list[str] = typer.Option([], "--attach", "-a", help="A file to attach (repeatable)."),
     session: str = typer.Option("default", "--session", "-s", help=SESSION_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: plan, steps, answer."),
+    speak: bool = typer.Option(False, "--speak", help=SPEAK_HELP),
 ) -> None:
     """Run one turn without the chat loop."""
     from agent.chat_view import TurnView
@@ -135,8 +211,20 @@ def ask(
     values = runner.run(session, request, attachments, on_event)
     if app.cancel.is_set():
         raise typer.Exit(130)
+    speech = speak_answer(app, values) if speak else None
     if as_json:
-        typer.echo(json.dumps(turn_json(values), ensure_ascii=False))
+        out = turn_json(values)
+        if speech is not None:
+            out["speech"] = speech  # not played: the caller is a program, and gets the path
+        typer.echo(json.dumps(out, ensure_ascii=False))
+    elif speech is not None:
+        from rich.console import Console
+
+        from agent.audio_player import AudioPlayer
+
+        player = AudioPlayer()
+        show_and_play(Console(highlight=False), app, speech, player)
+        player.wait()
 
 
 def plan(

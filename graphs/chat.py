@@ -166,7 +166,10 @@ def build_chat_graph(
             text = f"I could not turn that request into a valid plan: {state['plan_error']}"
         else:
             text = _write_answer(llm, state, plan, results, settings.history_turns, app.cancel)
-            issues = problems(plan, results)
+            notes = [
+                r.note for s in plan.steps if (r := results.get(str(s.id))) and r.status == "done" and r.note
+            ]
+            issues = [*notes, *problems(plan, results)]
             if issues:
                 text = (text.rstrip() + "\n\n" if text.strip() else "") + "\n".join(issues)
         answer = Answer(text=text, artifacts=artifacts)

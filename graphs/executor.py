@@ -66,4 +66,4 @@ def run_step(step: Step, tool_cls: type[Tool], results: dict[str, StepResult], c
         last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         where = f" ({last.filename.rsplit('/', 1)[-1]}:{last.lineno})" if last else ""
         return finish("failed", error=f"{step.tool} raised {type(exc).__name__}: {one_line(exc)}{where}")
-    return finish("done", output=result.text, artifacts=result.artifacts, data=result.data)
+    return finish("done", output=result.text, artifacts=result.artifacts, data=result.data, note=result.note)

@@ -21,6 +21,7 @@ class StepResult(BaseModel):
     error: str | None = None
     artifacts: list[Artifact] = Field(default_factory=list)
     data: dict[str, Any] = Field(default_factory=dict)
+    note: str | None = None
     seconds: float = 0.0
 
 

@@ -200,3 +200,17 @@ def test_backend_failure_in_the_worker_reaches_the_caller(app: AppContext) -> No
 
     with pytest.raises(BackendError, match="server down"):
         run_turn(app, [{"raise": "server down"}])
+
+
+def test_tool_notes_are_carried_into_the_answer(app: AppContext) -> None:
+    from tools.base import ToolArgs, ToolResult
+
+    class NotedTool(fake_tools.EchoTool):
+        name = "noted"
+
+        def run(self, args: ToolArgs, ctx: Any) -> ToolResult:
+            return ToolResult(text="spoke", note="(Spoken by piper, voice joe.)")
+
+    app.registry.register(NotedTool)
+    values, _, _ = run_turn(app, [plan(step(1, "noted", text="hi")), "Here is your audio."])
+    assert turn_json(values)["answer"]["text"] == "Here is your audio.\n\n(Spoken by piper, voice joe.)"

@@ -110,7 +110,12 @@ def test_dependencies_follow_the_data_flow() -> None:
             {
                 "steps": [
                     {"id": 1, "tool": "generate_image", "args": {"prompt": "a village"}, "depends_on": []},
-                    {"id": 2, "tool": "generate_video", "args": {"prompt": "snow falling"}, "depends_on": [1]},
+                    {
+                        "id": 2,
+                        "tool": "generate_video",
+                        "args": {"prompt": "snow falling"},
+                        "depends_on": [1],
+                    },
                     {"id": 3, "tool": "describe_image", "args": {"image": "<step-1>"}, "depends_on": []},
                 ]
             }

@@ -29,6 +29,9 @@ class ToolResult(BaseModel):
     text: str
     artifacts: list[Artifact] = Field(default_factory=list)
     data: dict[str, Any] = Field(default_factory=dict)
+    # A sentence the final answer must carry verbatim (which voice spoke, that a label is only a
+    # guess): facts a small responder LLM might drop or soften are appended by code.
+    note: str | None = None
 
 
 class Tool(ABC):

@@ -1,4 +1,4 @@
-"""speak: read text aloud into an audio file."""
+"""speak: read text aloud into an audio file (edge-tts, else Piper, else espeak-ng)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from tools.base import Tool, ToolArgs, ToolResult
-from tools.pending import require_models_then_refuse
 
 if TYPE_CHECKING:
     from agent.context import RunContext
@@ -25,7 +24,23 @@ class SpeakTool(Tool):
     name = "speak"
     description = "Read text ALOUD as speech (text-to-speech). Use when the user wants to hear words spoken."
     args_model = SpeakArgs
-    models = ("tts",)
+    # Not in `models`: edge-tts and espeak-ng need no weights, so a missing Piper voice is not fatal.
 
     def run(self, args: ToolArgs, ctx: RunContext) -> ToolResult:
-        return require_models_then_refuse(self.name, self.models, ctx)
+        assert isinstance(args, SpeakArgs)
+        from agent.tts import speak_text
+
+        ctx.progress(f"speaking {len(args.text):,} characters", None)
+        spoken = speak_text(
+            ctx.app, args.text, args.voice, args.rate, progress=ctx.progress, cancelled=lambda: ctx.cancelled
+        )
+        data = {
+            "engine": spoken.output.engine,
+            "voice": spoken.output.voice,
+            "audio_seconds": round(spoken.output.seconds, 2),
+            "sample_rate": spoken.output.sample_rate,
+            "chunks": spoken.chunks,
+            "skipped": spoken.skipped,
+        }
+        note = f"(Spoken by {spoken.output.engine}, voice {spoken.output.voice}.)"
+        return ToolResult(text=spoken.summary(), artifacts=[spoken.artifact], data=data, note=note)
