@@ -164,6 +164,7 @@ def test_shipped_catalogue_has_every_model() -> None:
         "video-upscale",
         "audio-gen",
         "tts",
+        "planner-hf",
     ]
     planner = catalogue.entry("planner")
     assert planner.format == "gguf" and planner.sha256 and planner.size

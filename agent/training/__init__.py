@@ -1,0 +1,1 @@
+"""Training code, kept apart from inference: the synthetic shapes world and the tiny CLIP trained on it."""

@@ -1,0 +1,360 @@
+"""Image library measurements, as ratios taken in one run.
+
+    python bench/library.py [--images 256] [--vectors 10000,100000] [--queries 200]
+                            [--memory-images 10000] [--memory-model tiny|same] [--model DIR]
+
+Prints, and writes to bench/out/library.json:
+1. Indexing throughput of `ImageIndex.index` (what `modalgraph index` runs: scan, hash, decode,
+   preprocess, embed, write Chroma and the manifest) against the bare batched CLIP forward pass over
+   the same images already preprocessed, same model and batch size (goal >= 0.9x); and against a
+   naive loop that decodes and embeds one batch after another.
+2. Query latency p50/p95 of the Chroma collection at each --vectors size, against an exact numpy
+   dot-product search over the same unit vectors; Chroma's recall@10 against the exact top 10
+   (goal >= 0.99). Random unit vectors: the hardest case for an approximate index.
+3. Peak memory (max RSS) of `modalgraph index` over --memory-images photos, in a child process, and
+   over a tenth as many: memory must stay flat as the library grows.
+
+Without --model, the CLIP is a randomly initialised ViT-B/32 built from `CLIPConfig()`: the same
+architecture and cost as openai/clip-vit-base-patch32, which cannot be downloaded everywhere.
+Photos are real sample photos (scikit-image, scikit-learn, matplotlib) cropped, flipped and
+re-toned into distinct 1280x960 JPEGs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _sample_photos() -> list[Any]:
+    from matplotlib import cbook
+    from PIL import Image
+    from skimage import data
+    from sklearn.datasets import load_sample_image
+
+    photos = [Image.fromarray(f()) for f in (data.astronaut, data.chelsea, data.coffee, data.rocket)]
+    photos += [Image.fromarray(load_sample_image(name)) for name in ("china.jpg", "flower.jpg")]
+    with cbook.get_sample_data("grace_hopper.jpg") as handle:
+        photos.append(Image.open(handle).convert("RGB"))
+    return photos
+
+
+def make_photos(folder: Path, count: int, size: tuple[int, int], seed: int = 0) -> list[Path]:
+    """`count` distinct JPEGs: random crops of real photos, resized, mirrored and re-toned."""
+    from PIL import Image, ImageEnhance
+
+    rng = random.Random(seed)
+    bases = _sample_photos()
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for n in range(count):
+        base = rng.choice(bases)
+        w, h = base.size
+        cw, ch = int(w * rng.uniform(0.6, 1.0)), int(h * rng.uniform(0.6, 1.0))
+        x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+        image = base.crop((x, y, x + cw, y + ch)).resize(size, Image.Resampling.BILINEAR)
+        if rng.random() < 0.5:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.7, 1.3))
+        path = folder / f"photo-{n:06d}.jpg"
+        image.save(path, "JPEG", quality=90)
+        paths.append(path)
+    return paths
+
+
+def make_vit_b32(out: Path) -> Path:
+    """A randomly initialised CLIP ViT-B/32 with a processor, saved like a hub checkpoint."""
+    from transformers import CLIPConfig, CLIPModel, CLIPProcessor
+
+    from agent.training.clip_trainer import TinyClipConfig, build_tokenizer
+    from agent.training.shapes_world import vocabulary
+
+    if (out / "config.json").is_file():
+        return out
+    import torch
+
+    torch.manual_seed(0)
+    model = CLIPModel(CLIPConfig())
+    from transformers import CLIPImageProcessor
+
+    processor = CLIPProcessor(
+        image_processor=CLIPImageProcessor(),
+        tokenizer=build_tokenizer(vocabulary(), TinyClipConfig().max_text_tokens),
+    )
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def tiny_clip(out: Path) -> Path:
+    """The shapes-world CLIP when it is cached, otherwise an untrained one of the same size."""
+    from agent.training.clip_trainer import TinyClipConfig, build_model, build_processor
+    from agent.training.shapes_world import WorldConfig, vocabulary
+    from agent.training.world_builder import cache_key, default_cache_root
+
+    cached = default_cache_root() / f"shapes-world-{cache_key(WorldConfig(), TinyClipConfig())}" / "clip"
+    if (cached / "config.json").is_file():
+        return cached
+    if not (out / "config.json").is_file():
+        processor = build_processor(vocabulary(), TinyClipConfig())
+        build_model(len(processor.tokenizer), TinyClipConfig()).save_pretrained(out)
+        processor.save_pretrained(out)
+    return out
+
+
+def _app(data_dir: Path, model_dir: Path) -> Any:
+    from agent.context import AppContext
+    from agent.settings import load_settings
+
+    return AppContext(load_settings(data_dir=data_dir, device="cpu", models={"clip": str(model_dir)}))
+
+
+# --------------------------------------------------------------------------- 1. throughput
+
+
+def bench_throughput(work: Path, model_dir: Path, count: int, rounds: int) -> dict[str, Any]:
+    """Bare forward and `index` alternate for `rounds` rounds; medians are compared, so a burst of
+    load from elsewhere on the machine does not land on one side only."""
+    from memory.image_files import decode_image
+
+    photos = make_photos(work / "photos", count, (1280, 960), seed=1)
+    apps = [_app(work / f"data-throughput-{n}", model_dir) for n in range(rounds)]
+    encoder = apps[0].image_index.encoder()
+    for app in apps[1:]:  # one loaded model for every round: loading is not what is measured
+        app.__dict__["model_cache"] = apps[0].model_cache
+    batch = apps[0].settings.clip_batch_size
+
+    def decode_prepare(path: Path) -> Any:
+        return encoder.prepare(decode_image(path.read_bytes(), encoder.image_side).image)
+
+    prepared = [decode_prepare(p) for p in photos]
+    encoder.encode_prepared(prepared[:batch])  # warm-up: first-call allocations
+    bare_rates, index_rates, model_seconds = [], [], []
+    for app in apps:
+        started = time.perf_counter()
+        for start in range(0, count, batch):
+            encoder.encode_prepared(prepared[start : start + batch])
+        bare_rates.append(count / (time.perf_counter() - started))
+        report = app.image_index.index([work / "photos"])
+        assert report.embedded == count, report
+        index_rates.append(count / report.seconds)
+        model_seconds.append(report.embed_seconds / report.seconds)
+        app.image_index.close()
+        print(
+            f"round: bare {bare_rates[-1]:.2f}/s, index {index_rates[-1]:.2f}/s", file=sys.stderr, flush=True
+        )
+    del prepared
+
+    started = time.perf_counter()
+    for start in range(0, count, batch):
+        encoder.encode_prepared([decode_prepare(p) for p in photos[start : start + batch]])
+    naive = count / (time.perf_counter() - started)
+    bare, indexed = statistics.median(bare_rates), statistics.median(index_rates)
+    return {
+        "images": count,
+        "batch_size": batch,
+        "rounds": rounds,
+        "bare_forward_images_per_s": round(bare, 2),
+        "index_images_per_s": round(indexed, 2),
+        "index_vs_bare_forward": round(indexed / bare, 3),
+        "naive_decode_then_embed_images_per_s": round(naive, 2),
+        "index_vs_naive": round(indexed / naive, 3),
+        "index_share_of_time_in_model": round(statistics.median(model_seconds), 3),
+        "all_rounds": {
+            "bare": [round(r, 2) for r in bare_rates],
+            "index": [round(r, 2) for r in index_rates],
+        },
+    }
+
+
+# --------------------------------------------------------------------------- 2. queries
+
+
+def _unit(rng: Any, n: int, dim: int) -> Any:
+    import numpy as np
+
+    vectors = rng.standard_normal((n, dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def bench_queries(
+    work: Path, sizes: list[int], queries: int, dim: int = 512, k: int = 10
+) -> list[dict[str, Any]]:
+    import numpy as np
+
+    from agent.settings import load_settings
+    from memory.chroma_store import ChromaStore, EmbeddingModel
+
+    rng = np.random.default_rng(0)
+    results = []
+    for size in sizes:
+        data = _unit(rng, size, dim)
+        probes = _unit(rng, queries, dim)
+        store = ChromaStore(load_settings(data_dir=work / f"data-query-{size}"))
+        model = EmbeddingModel("bench/random-unit-vectors", dim, f"{size:016d}")
+        collection = store.open(model, create=True)
+        started = time.perf_counter()
+        ids = [str(i) for i in range(size)]
+        store.upsert(collection, ids, data, [{"n": i} for i in range(size)])
+        insert_seconds = time.perf_counter() - started
+
+        chroma_ms, exact_ms, recalls = [], [], []
+        for probe in probes[:5]:  # warm-up
+            store.query(collection, model, probe, k)
+        for probe in probes:
+            t0 = time.perf_counter()
+            found = store.query(collection, model, probe, k)
+            t1 = time.perf_counter()
+            scores = data @ probe
+            top = np.argpartition(-scores, k)[:k]
+            top = top[np.argsort(-scores[top])]
+            t2 = time.perf_counter()
+            chroma_ms.append((t1 - t0) * 1000)
+            exact_ms.append((t2 - t1) * 1000)
+            recalls.append(len({int(n.id) for n in found} & set(top.tolist())) / k)
+        results.append(
+            {
+                "vectors": size,
+                "dim": dim,
+                "queries": queries,
+                "insert_seconds": round(insert_seconds, 1),
+                "chroma_p50_ms": round(statistics.median(chroma_ms), 3),
+                "chroma_p95_ms": round(_percentile(chroma_ms, 0.95), 3),
+                "exact_p50_ms": round(statistics.median(exact_ms), 3),
+                "exact_p95_ms": round(_percentile(exact_ms, 0.95), 3),
+                "chroma_recall_at_10": round(float(np.mean(recalls)), 4),
+            }
+        )
+        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    return results
+
+
+# --------------------------------------------------------------------------- 3. memory
+
+
+def _peak_rss_of_index(folder: Path, data_dir: Path, model_dir: Path) -> tuple[float, float]:
+    """(peak RSS in MB, seconds) of `python -m agent index FOLDER` in a fresh child process."""
+    env = {
+        **os.environ,
+        "MODALGRAPH_DATA_DIR": str(data_dir),
+        "MODALGRAPH_MODEL_CLIP": str(model_dir),
+        "MODALGRAPH_DEVICE": "cpu",
+        "MODALGRAPH_CONFIG": str(data_dir / "no-config.toml"),
+    }
+    code = (
+        "import resource, runpy, sys\n"
+        "sys.argv = ['modalgraph', 'index', sys.argv[1], '--quiet']\n"
+        "try:\n"
+        "    runpy.run_module('agent', run_name='__main__')\n"
+        "finally:\n"
+        "    print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    )
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(folder)], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"modalgraph index failed: {result.stderr[-2000:]}")
+    peak_kb = int(result.stderr.rsplit("PEAK_KB", 1)[1].split()[0])
+    return peak_kb / 1024, seconds
+
+
+def bench_memory(work: Path, model_dir: Path, count: int) -> dict[str, Any]:
+    small = max(1, count // 10)
+    photos = make_photos(work / "memory-photos", count, (1024, 768), seed=2)
+    few = work / "memory-photos-few"
+    few.mkdir(exist_ok=True)
+    for path in photos[:small]:
+        os.link(path, few / path.name)
+    peak_small, seconds_small = _peak_rss_of_index(few, work / "data-memory-few", model_dir)
+    peak, seconds = _peak_rss_of_index(work / "memory-photos", work / "data-memory", model_dir)
+    weights = sum(p.stat().st_size for p in model_dir.iterdir() if p.suffix == ".safetensors")
+    return {
+        "model": str(model_dir),
+        "model_weights_mb": round(weights / 2**20, 1),
+        "images": count,
+        "peak_rss_mb": round(peak, 1),
+        "seconds": round(seconds, 1),
+        f"peak_rss_mb_at_{small}_images": round(peak_small, 1),
+        "seconds_small": round(seconds_small, 1),
+        "growth_ratio": round(peak / peak_small, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Image library measurements.")
+    parser.add_argument("--images", type=int, default=256, help="photos for the throughput comparison")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating bare/index rounds (medians compared)"
+    )
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
+    parser.add_argument("--vectors", default="10000,100000", help="collection sizes for query latency")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument(
+        "--memory-images", type=int, default=10000, help="photos for the peak-memory run (0: skip)"
+    )
+    parser.add_argument(
+        "--memory-model",
+        choices=("tiny", "same"),
+        default="tiny",
+        help="tiny: the shapes-world CLIP (fast, shows the pipeline's own memory); same: the throughput model",
+    )
+    parser.add_argument("--model", type=Path, help="a CLIP checkpoint folder (default: random ViT-B/32)")
+    parser.add_argument("--skip", default="", help="comma list of parts to skip: throughput,queries,memory")
+    parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "library.json")
+    args = parser.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results: dict[str, Any] = {
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+    with tempfile.TemporaryDirectory(dir=args.work) as tmp:
+        work = Path(tmp)
+        model_dir = args.model or make_vit_b32(work / "clip-vit-b32-random")
+        results["model"] = str(args.model or "random ViT-B/32 (CLIPConfig defaults)")
+        if "throughput" not in skip:
+            results["throughput"] = bench_throughput(work, model_dir, args.images, args.rounds)
+            print(json.dumps(results["throughput"]), file=sys.stderr, flush=True)
+        if "queries" not in skip:
+            sizes = [int(s) for s in args.vectors.split(",") if s]
+            results["queries"] = bench_queries(work, sizes, args.queries)
+        if "memory" not in skip and args.memory_images > 0:
+            memory_model = model_dir if args.memory_model == "same" else tiny_clip(work / "clip-tiny")
+            results["memory"] = bench_memory(work, memory_model, args.memory_images)
+            print(json.dumps(results["memory"]), file=sys.stderr, flush=True)
+    results["self_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

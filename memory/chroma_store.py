@@ -1,0 +1,238 @@
+"""The Chroma side of the image index: one collection per embedding model, our vectors only.
+
+Embedded (`PersistentClient` under the index dir) by default; a Chroma server (`chroma run`,
+`HttpClient`) when `chroma_host` is set. Collections are created and opened with
+`embedding_function=None`, so Chroma's default embedding function (which downloads a model) can
+never run, and every call passes vectors we computed.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from agent.errors import ConfigError, StorageError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from agent.settings import Settings
+
+COLLECTION_PREFIX = "images-"
+# Recall matters more than microseconds for a personal library: higher than Chroma's defaults
+# (100/100/16), measured by bench/library.py against exact search.
+HNSW_CONFIGURATION = {"space": "cosine", "ef_construction": 200, "ef_search": 200, "max_neighbors": 32}
+
+
+class ModelMismatchError(ConfigError):
+    """Vectors from one embedding model must never be compared with another model's."""
+
+
+@dataclass(frozen=True)
+class EmbeddingModel:
+    """What a collection is for: the model's id, its vector width and a digest of its weights."""
+
+    model_id: str
+    dim: int
+    fingerprint: str
+
+    @property
+    def collection_name(self) -> str:
+        # Chroma names: 3-512 of [a-zA-Z0-9._-], alphanumeric at both ends.
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", self.model_id.rstrip("/").split("/")[-1]).strip("-._")[:48]
+        return f"{COLLECTION_PREFIX}{slug or 'model'}-{self.dim}-{self.fingerprint[:12]}"
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    name: str
+    model_id: str
+    dim: int
+    fingerprint: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    id: str
+    score: float
+    metadata: dict[str, Any]
+
+
+class ChromaStore:
+    """A thin, typed wrapper: Chroma errors become one-line `StorageError`s naming the fix."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def where(self) -> str:
+        if self.settings.chroma_host:
+            return f"Chroma server {self.settings.chroma_host}:{self.settings.chroma_port}"
+        return f"embedded Chroma in {self.settings.index_dir / 'chroma'}"
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._connect()
+            return self._client
+
+    def _connect(self) -> Any:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        chroma_settings = ChromaSettings(anonymized_telemetry=False)
+        host = self.settings.chroma_host
+        try:
+            if host:
+                return chromadb.HttpClient(
+                    host=host, port=self.settings.chroma_port, settings=chroma_settings
+                )
+            path = self.settings.index_dir / "chroma"
+            path.mkdir(parents=True, exist_ok=True)
+            return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+        except Exception as exc:  # chromadb raises many types (ValueError, ConnectError, ...) for this
+            if host:
+                raise StorageError(
+                    f"cannot reach the Chroma server at {host}:{self.settings.chroma_port} ({_short(exc)}); "
+                    "start it with `chroma run --path DIR --port PORT` or unset MODALGRAPH_CHROMA_HOST"
+                ) from None
+            raise StorageError(
+                f"cannot open the image index in {self.settings.index_dir}: {_short(exc)}"
+            ) from None
+
+    # ----------------------------------------------------------------- collections
+
+    def collections(self) -> list[CollectionInfo]:
+        """Our collections (one per model), with their metadata and record counts."""
+        infos = []
+        for collection in self._call(self.client.list_collections):
+            if not collection.name.startswith(COLLECTION_PREFIX):
+                continue
+            meta = collection.metadata or {}
+            infos.append(
+                CollectionInfo(
+                    name=collection.name,
+                    model_id=str(meta.get("model_id", "?")),
+                    dim=int(meta.get("dim", 0)),
+                    fingerprint=str(meta.get("fingerprint", "")),
+                    count=self._call(collection.count),
+                )
+            )
+        return infos
+
+    def open(self, model: EmbeddingModel, create: bool) -> Any | None:
+        """The model's collection; None when it does not exist and `create` is false."""
+        from chromadb.errors import NotFoundError
+
+        name = model.collection_name
+        if create:
+            collection = self._call(
+                self.client.get_or_create_collection,
+                name=name,
+                embedding_function=None,
+                configuration={"hnsw": HNSW_CONFIGURATION},
+                metadata={"model_id": model.model_id, "dim": model.dim, "fingerprint": model.fingerprint},
+            )
+        else:
+            try:
+                collection = self.client.get_collection(name=name, embedding_function=None)
+            except NotFoundError:
+                return None
+            except Exception as exc:
+                raise StorageError(f"{self.where}: {_short(exc)}") from None
+        check_model(collection.metadata or {}, model)
+        return collection
+
+    # ----------------------------------------------------------------- records
+
+    def existing_ids(self, collection: Any, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        found = self._call(collection.get, ids=list(ids), include=[])
+        return set(found["ids"])
+
+    def all_ids(self, collection: Any, page: int = 5000) -> set[str]:
+        ids: set[str] = set()
+        offset = 0
+        while True:
+            found = self._call(collection.get, include=[], limit=page, offset=offset)
+            ids.update(found["ids"])
+            if len(found["ids"]) < page:
+                return ids
+            offset += page
+
+    def upsert(self, collection: Any, ids: Sequence[str], vectors: np.ndarray, metadatas: list[dict]) -> None:
+        if not ids:
+            return
+        limit = self._call(self.client.get_max_batch_size)
+        for start in range(0, len(ids), limit):
+            stop = start + limit
+            self._call(
+                collection.upsert,
+                ids=list(ids[start:stop]),
+                embeddings=vectors[start:stop],
+                metadatas=metadatas[start:stop],
+            )
+
+    def delete(self, collection: Any, ids: Sequence[str]) -> None:
+        if ids:
+            self._call(collection.delete, ids=list(ids))
+
+    def query(self, collection: Any, model: EmbeddingModel, vector: np.ndarray, k: int) -> list[Neighbour]:
+        """Nearest records by cosine similarity (1 - Chroma's cosine distance), best first."""
+        check_model(collection.metadata or {}, model)
+        if vector.shape[-1] != model.dim:
+            raise ModelMismatchError(
+                f"query vector has {vector.shape[-1]} dimensions but {model.model_id} makes {model.dim}"
+            )
+        # Chroma returns fewer than k when the collection is smaller: no count() round trip needed.
+        found = self._call(
+            collection.query,
+            query_embeddings=vector.reshape(1, -1),
+            n_results=k,
+            include=["distances", "metadatas"],
+        )
+        return [
+            Neighbour(id=id_, score=1.0 - float(distance), metadata=dict(meta or {}))
+            for id_, distance, meta in zip(
+                found["ids"][0], found["distances"][0], found["metadatas"][0], strict=True
+            )
+        ]
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ModelMismatchError:
+            raise
+        except Exception as exc:  # chromadb's errors share no base class worth naming
+            raise StorageError(f"{self.where}: {_short(exc)}") from None
+
+
+def check_model(metadata: dict[str, Any], model: EmbeddingModel) -> None:
+    """Refuse to mix vectors: the collection must have been built by exactly this model."""
+    stored_id = metadata.get("model_id")
+    stored_dim = metadata.get("dim")
+    stored_fp = metadata.get("fingerprint")
+    if stored_dim is not None and int(stored_dim) != model.dim:
+        raise ModelMismatchError(
+            f"the index was built with {stored_id} ({stored_dim}-d vectors) but the CLIP model now "
+            f"configured, {model.model_id}, makes {model.dim}-d vectors; re-run `modalgraph index`"
+        )
+    if stored_fp is not None and stored_fp != model.fingerprint:
+        raise ModelMismatchError(
+            f"the index collection was built with different weights ({stored_id}) than the configured "
+            f"CLIP model ({model.model_id}); re-run `modalgraph index`"
+        )
+
+
+def _short(exc: BaseException) -> str:
+    from agent.errors import one_line
+
+    return one_line(exc)

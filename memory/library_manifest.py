@@ -1,0 +1,321 @@
+"""The image library's manifest (SQLite): which files were indexed, under which content hash.
+
+Chroma holds one record per content hash and model; this table maps every path to its hash, so
+identical files are embedded once and all their paths are kept. It is also what makes indexing
+resumable and crash-safe, through one invariant kept by `ImageIndex`:
+
+  every hash in a Chroma collection is referenced by a row of `files`, or listed in `pending`.
+
+A batch is committed as: add its new hashes to `pending` -> upsert the vectors into Chroma -> in
+one transaction, write the batch's `files` rows and clear those hashes from `pending`. A SIGKILL
+anywhere leaves either a finished batch or vectors whose hashes are in `pending`: the next run
+reuses them (no re-embedding) and deletes any that no file refers to any more.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.errors import StorageError
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS roots (
+    path TEXT PRIMARY KEY,
+    added_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS files (
+    collection TEXT NOT NULL,
+    path TEXT NOT NULL,
+    root TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    indexed_at REAL NOT NULL,
+    PRIMARY KEY (collection, path)
+);
+CREATE INDEX IF NOT EXISTS files_by_hash ON files (collection, hash);
+CREATE INDEX IF NOT EXISTS files_by_root ON files (collection, root);
+CREATE TABLE IF NOT EXISTS pending (
+    collection TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (collection, hash)
+);
+CREATE TABLE IF NOT EXISTS skipped (
+    collection TEXT NOT NULL,
+    path TEXT NOT NULL,
+    root TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    PRIMARY KEY (collection, path)
+);
+CREATE TABLE IF NOT EXISTS root_runs (
+    collection TEXT NOT NULL,
+    root TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    finished_at REAL NOT NULL,
+    PRIMARY KEY (collection, root)
+);
+"""
+
+
+@dataclass(frozen=True)
+class FileRow:
+    path: str
+    root: str
+    hash: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class SkippedRow:
+    """A file that could not be decoded, remembered so an unchanged one is not decoded again."""
+
+    path: str
+    root: str
+    reason: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class RootStatus:
+    root: str
+    files: int
+    unique: int
+    skipped: int
+    last_indexed: float | None
+    model_id: str | None
+
+
+class LibraryManifest:
+    """One SQLite file, opened per use; WAL mode so searches can read while an index run writes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed batch survives power loss as well as a killed process.
+            self._conn.execute("PRAGMA synchronous=FULL")
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StorageError(
+                    f"the library manifest {path} was written by a newer modalgraph; upgrade modalgraph"
+                )
+            self._conn.executescript(SCHEMA)
+            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open the library manifest {path}: {exc}") from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc).lower():
+                raise StorageError(f"disk full while writing {self.path}; free space and re-run") from None
+            raise StorageError(f"cannot write the library manifest {self.path}: {exc}") from None
+
+    # ----------------------------------------------------------------- roots
+
+    def roots(self) -> list[str]:
+        return [r[0] for r in self._conn.execute("SELECT path FROM roots ORDER BY path")]
+
+    def add_root(self, root: str, absorbed: Sequence[str] = ()) -> None:
+        """Register `root`; folders inside it that were roots themselves become part of it."""
+        with self.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO roots (path, added_at) VALUES (?, ?)", (root, time.time()))
+            for inner in absorbed:
+                conn.execute("DELETE FROM roots WHERE path = ?", (inner,))
+                conn.execute("UPDATE files SET root = ? WHERE root = ?", (root, inner))
+                conn.execute("UPDATE skipped SET root = ? WHERE root = ?", (root, inner))
+                conn.execute("DELETE FROM root_runs WHERE root = ?", (inner,))
+
+    def remove_root(self, root: str) -> list[tuple[str, str]]:
+        """Forget a root in every collection; returns the (collection, hash) pairs it held, now pending."""
+        with self.transaction() as conn:
+            pairs = conn.execute(
+                "SELECT DISTINCT collection, hash FROM files WHERE root = ?", (root,)
+            ).fetchall()
+            conn.executemany("INSERT OR IGNORE INTO pending (collection, hash) VALUES (?, ?)", pairs)
+            for table in ("files", "skipped", "root_runs"):
+                conn.execute(f"DELETE FROM {table} WHERE root = ?", (root,))
+            conn.execute("DELETE FROM roots WHERE path = ?", (root,))
+        return [(c, h) for c, h in pairs]
+
+    # ----------------------------------------------------------------- files
+
+    def files_under(self, collection: str, root: str) -> dict[str, FileRow]:
+        rows = self._conn.execute(
+            "SELECT path, root, hash, size, mtime_ns FROM files WHERE collection = ? AND root = ?",
+            (collection, root),
+        )
+        return {row[0]: FileRow(*row) for row in rows}
+
+    def known_hashes(self, collection: str) -> set[str]:
+        """Hashes whose vectors are in Chroma: referenced by a file, or pending (upserted, maybe)."""
+        rows = self._conn.execute(
+            "SELECT hash FROM files WHERE collection = ? UNION SELECT hash FROM pending WHERE collection = ?",
+            (collection, collection),
+        )
+        return {row[0] for row in rows}
+
+    def paths_for(self, collection: str, hashes: Sequence[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {h: [] for h in hashes}
+        for start in range(0, len(hashes), 500):
+            chunk = list(hashes[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn.execute(
+                f"SELECT hash, path FROM files WHERE collection = ? AND hash IN ({marks}) ORDER BY path",
+                (collection, *chunk),
+            )
+            for digest, path in rows:
+                found[digest].append(path)
+        return found
+
+    def hash_of(self, collection: str, path: str) -> str | None:
+        row = self._conn.execute(
+            "SELECT hash FROM files WHERE collection = ? AND path = ?", (collection, path)
+        ).fetchone()
+        return row[0] if row else None
+
+    def mark_pending(self, collection: str, hashes: Iterable[str]) -> None:
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO pending (collection, hash) VALUES (?, ?)",
+                [(collection, h) for h in hashes],
+            )
+
+    def commit_batch(self, collection: str, rows: Sequence[FileRow], skipped: Sequence[SkippedRow]) -> None:
+        """Record a finished batch: its files (vectors already in Chroma) and its unreadable files.
+
+        A changed file's old hash goes to `pending`, to be deleted from Chroma if nothing else uses it.
+        """
+        now = time.time()
+        with self.transaction() as conn:
+            for row in rows:
+                old = conn.execute(
+                    "SELECT hash FROM files WHERE collection = ? AND path = ?", (collection, row.path)
+                ).fetchone()
+                if old and old[0] != row.hash:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO pending (collection, hash) VALUES (?, ?)", (collection, old[0])
+                    )
+                conn.execute(
+                    "INSERT OR REPLACE INTO files (collection, path, root, hash, size, mtime_ns, indexed_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (collection, row.path, row.root, row.hash, row.size, row.mtime_ns, now),
+                )
+                conn.execute("DELETE FROM skipped WHERE collection = ? AND path = ?", (collection, row.path))
+            conn.executemany(
+                "DELETE FROM pending WHERE collection = ? AND hash = ?", [(collection, r.hash) for r in rows]
+            )
+            for bad in skipped:
+                path = bad.path
+                old = conn.execute(
+                    "SELECT hash FROM files WHERE collection = ? AND path = ?", (collection, path)
+                ).fetchone()
+                if old:
+                    # A file that was fine and is now corrupt: its old vector no longer describes it.
+                    conn.execute(
+                        "INSERT OR IGNORE INTO pending (collection, hash) VALUES (?, ?)", (collection, old[0])
+                    )
+                    conn.execute("DELETE FROM files WHERE collection = ? AND path = ?", (collection, path))
+                conn.execute(
+                    "INSERT OR REPLACE INTO skipped (collection, path, root, reason, size, mtime_ns) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (collection, path, bad.root, bad.reason, bad.size, bad.mtime_ns),
+                )
+
+    def forget_paths(self, collection: str, paths: Sequence[str]) -> None:
+        """Files that are gone: drop their rows; their hashes become pending."""
+        with self.transaction() as conn:
+            for path in paths:
+                old = conn.execute(
+                    "SELECT hash FROM files WHERE collection = ? AND path = ?", (collection, path)
+                ).fetchone()
+                if old:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO pending (collection, hash) VALUES (?, ?)", (collection, old[0])
+                    )
+                conn.execute("DELETE FROM files WHERE collection = ? AND path = ?", (collection, path))
+                conn.execute("DELETE FROM skipped WHERE collection = ? AND path = ?", (collection, path))
+
+    def orphaned_pending(self, collection: str) -> list[str]:
+        """Pending hashes no file refers to: their vectors must leave Chroma."""
+        rows = self._conn.execute(
+            "SELECT hash FROM pending WHERE collection = ? AND hash NOT IN "
+            "(SELECT hash FROM files WHERE collection = ?)",
+            (collection, collection),
+        )
+        return [row[0] for row in rows]
+
+    def clear_pending(self, collection: str, hashes: Sequence[str] | None = None) -> None:
+        """Drop pending marks: the given ones (deleted from Chroma), or all (each is referenced now)."""
+        with self.transaction() as conn:
+            if hashes is None:
+                conn.execute("DELETE FROM pending WHERE collection = ?", (collection,))
+            else:
+                conn.executemany(
+                    "DELETE FROM pending WHERE collection = ? AND hash = ?", [(collection, h) for h in hashes]
+                )
+
+    def skipped_under(self, collection: str, root: str) -> dict[str, SkippedRow]:
+        rows = self._conn.execute(
+            "SELECT path, root, reason, size, mtime_ns FROM skipped WHERE collection = ? AND root = ?",
+            (collection, root),
+        )
+        return {row[0]: SkippedRow(*row) for row in rows}
+
+    def finish_root(self, collection: str, root: str, model_id: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO root_runs (collection, root, model_id, finished_at) "
+                "VALUES (?, ?, ?, ?)",
+                (collection, root, model_id, time.time()),
+            )
+
+    # ----------------------------------------------------------------- status
+
+    def root_status(self, collection: str | None) -> list[RootStatus]:
+        statuses = []
+        for root in self.roots():
+            files, unique = self._conn.execute(
+                "SELECT COUNT(*), COUNT(DISTINCT hash) FROM files WHERE collection = ? AND root = ?",
+                (collection, root),
+            ).fetchone()
+            skipped = self._conn.execute(
+                "SELECT COUNT(*) FROM skipped WHERE collection = ? AND root = ?", (collection, root)
+            ).fetchone()[0]
+            run = self._conn.execute(
+                "SELECT finished_at, model_id FROM root_runs WHERE collection = ? AND root = ?",
+                (collection, root),
+            ).fetchone()
+            statuses.append(
+                RootStatus(root, files, unique, skipped, run[0] if run else None, run[1] if run else None)
+            )
+        return statuses
+
+    def collections(self) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT DISTINCT collection FROM files UNION SELECT collection FROM root_runs"
+        )
+        return sorted(row[0] for row in rows)
