@@ -25,7 +25,9 @@ def test_stream_and_schema_constrained_plan(real_planner: Path) -> None:
     assert streamed.strip()
     assert streamed == llm.invoke(PROMPT).content
     schema = plan_json_schema(ToolRegistry.default().available(), 4)
-    reply = llm.invoke([HumanMessage("make a picture of a boat")], json_schema=schema, temperature=0.0)
+    reply = llm.invoke(
+        [HumanMessage("make a picture of a boat")], json_schema=schema, temperature=0.0, max_tokens=256
+    )
     data = json.loads(reply.content)
     assert isinstance(data["steps"], list) and 1 <= len(data["steps"]) <= 4
 
