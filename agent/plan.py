@@ -158,10 +158,8 @@ def validate_plan(data: Any, tools: Mapping[str, type[Tool]], max_steps: int) ->
                 raise PlanError(f"step {step.id} refers to step {ref}, which is not in the plan")
             if ref == step.id:
                 raise PlanError(f"step {step.id} depends on itself")
-        # Dependencies are the data flow: a step waits for exactly the steps whose output it uses.
-        # A reference the LLM forgot to list is added; a listed step it never uses would only
-        # serialise work that can run side by side, so it is dropped.
-        step.depends_on = sorted(refs)
+        # A reference is a dependency even when the LLM forgot to list it.
+        step.depends_on = sorted(set(step.depends_on) | refs)
         tool = tools[step.tool]
         probe = {k: _placeholder(tool, k, v) for k, v in step.args.items()}
         try:
