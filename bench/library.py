@@ -10,7 +10,8 @@ Prints, and writes to bench/out/library.json:
    naive loop that decodes and embeds one batch after another.
 2. Query latency p50/p95 of the Chroma collection at each --vectors size, against an exact numpy
    dot-product search over the same unit vectors; Chroma's recall@10 against the exact top 10
-   (goal >= 0.99). Random unit vectors: the hardest case for an approximate index.
+   (goal >= 0.99). Two kinds of vectors: `lowrank`, shaped like real CLIP embeddings, and `random`
+   (uniform on the sphere), the worst case for any graph index.
 3. Peak memory (max RSS) of `modalgraph index` over --memory-images photos, in a child process, and
    over a tenth as many: memory must stay flat as the library grows.
 
@@ -184,11 +185,21 @@ def bench_throughput(work: Path, model_dir: Path, count: int, rounds: int) -> di
 # --------------------------------------------------------------------------- 2. queries
 
 
-def _unit(rng: Any, n: int, dim: int) -> Any:
+def _unit(vectors: Any) -> Any:
     import numpy as np
 
-    vectors = rng.standard_normal((n, dim)).astype(np.float32)
+    vectors = vectors.astype(np.float32)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def make_vectors(kind: str, rng: Any, n: int, dim: int, basis: Any = None, mean: Any = None) -> Any:
+    """`random`: uniform on the sphere, the hardest case for a graph index (no structure at all).
+    `lowrank`: like real CLIP embeddings, which share a common direction (two unrelated photos
+    have cosine ~0.3) and vary mostly within a few dozen dimensions."""
+    if kind == "random":
+        return _unit(rng.standard_normal((n, dim)))
+    spread = rng.standard_normal((n, basis.shape[0])) @ basis / basis.shape[0] ** 0.5
+    return _unit(0.7 * mean + spread + 0.15 * rng.standard_normal((n, dim)) / dim**0.5)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -197,54 +208,57 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def bench_queries(
-    work: Path, sizes: list[int], queries: int, dim: int = 512, k: int = 10
+    work: Path, sizes: list[int], kinds: list[str], queries: int, dim: int = 512, k: int = 10
 ) -> list[dict[str, Any]]:
     import numpy as np
 
     from agent.settings import load_settings
     from memory.chroma_store import ChromaStore, EmbeddingModel
 
-    rng = np.random.default_rng(0)
     results = []
-    for size in sizes:
-        data = _unit(rng, size, dim)
-        probes = _unit(rng, queries, dim)
-        store = ChromaStore(load_settings(data_dir=work / f"data-query-{size}"))
-        model = EmbeddingModel("bench/random-unit-vectors", dim, f"{size:016d}")
-        collection = store.open(model, create=True)
-        started = time.perf_counter()
-        ids = [str(i) for i in range(size)]
-        store.upsert(collection, ids, data, [{"n": i} for i in range(size)])
-        insert_seconds = time.perf_counter() - started
+    for kind in kinds:
+        for size in sizes:
+            rng = np.random.default_rng(size)
+            basis = np.linalg.qr(rng.standard_normal((dim, 64)))[0].T
+            mean = _unit(rng.standard_normal((1, dim)))
+            data = make_vectors(kind, rng, size, dim, basis, mean)
+            probes = make_vectors(kind, rng, queries, dim, basis, mean)
+            store = ChromaStore(load_settings(data_dir=work / f"data-query-{kind}-{size}"))
+            model = EmbeddingModel(f"bench/{kind}-unit-vectors", dim, f"{size:016d}")
+            collection = store.open(model, create=True)
+            started = time.perf_counter()
+            store.upsert(collection, [str(i) for i in range(size)], data, [{"n": i} for i in range(size)])
+            insert_seconds = time.perf_counter() - started
 
-        chroma_ms, exact_ms, recalls = [], [], []
-        for probe in probes[:5]:  # warm-up
-            store.query(collection, model, probe, k)
-        for probe in probes:
-            t0 = time.perf_counter()
-            found = store.query(collection, model, probe, k)
-            t1 = time.perf_counter()
-            scores = data @ probe
-            top = np.argpartition(-scores, k)[:k]
-            top = top[np.argsort(-scores[top])]
-            t2 = time.perf_counter()
-            chroma_ms.append((t1 - t0) * 1000)
-            exact_ms.append((t2 - t1) * 1000)
-            recalls.append(len({int(n.id) for n in found} & set(top.tolist())) / k)
-        results.append(
-            {
-                "vectors": size,
-                "dim": dim,
-                "queries": queries,
-                "insert_seconds": round(insert_seconds, 1),
-                "chroma_p50_ms": round(statistics.median(chroma_ms), 3),
-                "chroma_p95_ms": round(_percentile(chroma_ms, 0.95), 3),
-                "exact_p50_ms": round(statistics.median(exact_ms), 3),
-                "exact_p95_ms": round(_percentile(exact_ms, 0.95), 3),
-                "chroma_recall_at_10": round(float(np.mean(recalls)), 4),
-            }
-        )
-        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+            chroma_ms, exact_ms, recalls = [], [], []
+            for probe in probes[:5]:  # warm-up
+                store.query(collection, model, probe, k)
+            for probe in probes:
+                t0 = time.perf_counter()
+                found = store.query(collection, model, probe, k)
+                t1 = time.perf_counter()
+                scores = data @ probe
+                top = np.argpartition(-scores, k)[:k]
+                top = top[np.argsort(-scores[top])]
+                t2 = time.perf_counter()
+                chroma_ms.append((t1 - t0) * 1000)
+                exact_ms.append((t2 - t1) * 1000)
+                recalls.append(len({int(n.id) for n in found} & set(top.tolist())) / k)
+            results.append(
+                {
+                    "vectors": size,
+                    "kind": kind,
+                    "dim": dim,
+                    "queries": queries,
+                    "insert_seconds": round(insert_seconds, 1),
+                    "chroma_p50_ms": round(statistics.median(chroma_ms), 3),
+                    "chroma_p95_ms": round(_percentile(chroma_ms, 0.95), 3),
+                    "exact_p50_ms": round(statistics.median(exact_ms), 3),
+                    "exact_p95_ms": round(_percentile(exact_ms, 0.95), 3),
+                    "chroma_recall_at_10": round(float(np.mean(recalls)), 4),
+                }
+            )
+            print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     return results
 
 
@@ -260,13 +274,23 @@ def _peak_rss_of_index(folder: Path, data_dir: Path, model_dir: Path) -> tuple[f
         "MODALGRAPH_DEVICE": "cpu",
         "MODALGRAPH_CONFIG": str(data_dir / "no-config.toml"),
     }
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child forked from this
+    # (large) bench process would report the parent's memory. VmHWM belongs to the new image alone.
     code = (
         "import resource, runpy, sys\n"
         "sys.argv = ['modalgraph', 'index', sys.argv[1], '--quiet']\n"
+        "def peak_kb():\n"
+        "    try:\n"
+        "        for line in open('/proc/self/status'):\n"
+        "            if line.startswith('VmHWM:'):\n"
+        "                return int(line.split()[1])\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "try:\n"
         "    runpy.run_module('agent', run_name='__main__')\n"
         "finally:\n"
-        "    print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        "    print('PEAK_KB', peak_kb(), file=sys.stderr)\n"
     )
     started = time.perf_counter()
     result = subprocess.run(
@@ -310,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
     parser.add_argument("--vectors", default="10000,100000", help="collection sizes for query latency")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--vector-kinds", default="lowrank,random", help="lowrank (CLIP-like) and/or random")
     parser.add_argument(
         "--memory-images", type=int, default=10000, help="photos for the peak-memory run (0: skip)"
     )
@@ -344,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(results["throughput"]), file=sys.stderr, flush=True)
         if "queries" not in skip:
             sizes = [int(s) for s in args.vectors.split(",") if s]
-            results["queries"] = bench_queries(work, sizes, args.queries)
+            kinds = [k for k in args.vector_kinds.split(",") if k]
+            results["queries"] = bench_queries(work, sizes, kinds, args.queries)
         if "memory" not in skip and args.memory_images > 0:
             memory_model = model_dir if args.memory_model == "same" else tiny_clip(work / "clip-tiny")
             results["memory"] = bench_memory(work, memory_model, args.memory_images)
