@@ -191,3 +191,28 @@ def test_tool_is_registered_for_the_planner() -> None:
     registry = ToolRegistry.default()
     assert registry.get("search_images") is SearchImagesTool
     assert "search_images" in registry.available()
+
+
+@pytest.mark.real_llm
+@pytest.mark.slow
+def test_chat_turn_plans_search_and_shows_the_matches(
+    real_planner: Path,
+    world_env: None,
+    small_library: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The issue's check: "show me pictures of a red circle" goes through the real planner to
+    search_images, and the answer carries the matching photos of the library."""
+    code, _out, err = run_cli(["index", str(small_library)], capsys, monkeypatch)
+    assert code == 0, err
+    code, out, err = run_cli(["ask", "show me pictures of a red circle", "--json"], capsys, monkeypatch)
+    assert code == 0, err
+    turn = json.loads(out)
+    tools = [step["tool"] for step in turn["plan"]["steps"]]
+    assert tools == ["search_images"], turn["plan"]
+    step = turn["steps"][0]
+    assert step["status"] == "done", step
+    paths = [Path(a["path"]) for a in turn["answer"]["artifacts"]]
+    assert paths and all(p.parent == small_library.resolve() for p in paths), paths
+    assert "red-circle" in paths[0].name, paths
