@@ -136,6 +136,13 @@ def _apply_placement(pipe: Any, placement: Placement) -> None:
         pipe.set_progress_bar_config(disable=True)  # progress goes through ctx.progress instead
 
 
+# diffusers (and the transformers classes it builds) import their names lazily, on first use, and
+# that is not thread-safe: two steps of one plan loading pipelines side by side (generate_image and
+# generate_video) sometimes failed with "cannot import name 'DiffusionPipeline' from 'diffusers'".
+# Building pipelines one at a time avoids it; moving them to the device stays parallel.
+_DIFFUSERS_IMPORTS = threading.Lock()
+
+
 def load_pipeline(app: AppContext, name: str, policy: DevicePolicy) -> LoadedPipeline:
     """The pipeline for catalogue entry `name`, from the model cache or loaded now."""
     path = app.catalogue.resolve(name)  # ModelMissingError: one line naming `modalgraph models pull`
@@ -143,13 +150,14 @@ def load_pipeline(app: AppContext, name: str, policy: DevicePolicy) -> LoadedPip
     model_id = app.catalogue.model_id(name)
 
     def loader() -> LoadedPipeline:
-        from diffusers import DiffusionPipeline
-
         kwargs: dict[str, Any] = {"torch_dtype": placement.dtype}
         if not placement.safety_checker and _ships_safety_checker(path):
             kwargs.update(safety_checker=None, requires_safety_checker=False)
         try:
-            pipe = DiffusionPipeline.from_pretrained(str(path), **kwargs)
+            with _DIFFUSERS_IMPORTS:
+                from diffusers import DiffusionPipeline
+
+                pipe = DiffusionPipeline.from_pretrained(str(path), **kwargs)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelLoadError(
                 f"cannot load model '{name}' from {path}: {one_line(exc)}; "

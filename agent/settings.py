@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     )
     tts_max_chars: int = Field(200_000, ge=1, description="Longest text speak reads (it is read in chunks).")
     play_audio: bool = Field(True, description="Play spoken answers (--speak) when an audio player exists.")
+    # The web page (`modalgraph serve`).
+    web_max_upload_mb: float = Field(
+        25.0, gt=0, le=2048, description="Largest file the web page accepts as an upload, in MB."
+    )
 
     @field_validator("data_dir", "llm_script", "vlm_mmproj", mode="before")
     @classmethod
@@ -145,6 +149,11 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+    @property
+    def web_cache_dir(self) -> Path:
+        """The web page's uploads and the copies it serves (Gradio's cache), apart from other apps'."""
+        return self.data_dir / "web-cache"
 
     def ensure_data_dir(self) -> Path:
         """Create the data dir, failing with one line that names the setting when it is not writable."""

@@ -90,3 +90,36 @@ def delete_session(saver: SqliteSaver, name: str) -> bool:
         return False
     saver.delete_thread(name)
     return True
+
+
+def create_session(saver: SqliteSaver, name: str) -> bool:
+    """Store an empty session, so that it is listed (here and by the CLI) before its first turn.
+
+    False when a session of that name exists already; it is left as it is.
+    """
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    if saver.get_tuple(thread_config(name)) is not None:
+        return False
+    config = {"configurable": {"thread_id": name, "checkpoint_ns": ""}}
+    saver.put(config, empty_checkpoint(), {"source": "input", "step": -1, "parents": {}}, {})  # type: ignore[arg-type]
+    return True
+
+
+def rename_session(saver: SqliteSaver, old: str, new: str) -> None:
+    """Give a session a new name, keeping its history and any unfinished turn.
+
+    Both tables move in one transaction: a crash leaves the session under one name, never split.
+    """
+    check_session_name(old)
+    check_session_name(new)
+    if saver.get_tuple(thread_config(old)) is None:
+        raise ConfigError(f"no session named {old!r}; see `modalgraph sessions list`")
+    if old == new:
+        return
+    if saver.get_tuple(thread_config(new)) is not None:
+        raise ConfigError(f"a session named {new!r} exists already; pick another name or delete it first")
+    conn = saver.conn
+    with saver.lock, conn:
+        conn.execute("UPDATE checkpoints SET thread_id = ? WHERE thread_id = ?", (new, old))
+        conn.execute("UPDATE writes SET thread_id = ? WHERE thread_id = ?", (new, old))

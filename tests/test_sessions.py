@@ -125,3 +125,78 @@ def test_ctrl_c_cancels_the_turn_promptly_and_keeps_the_session(tmp_path: Path) 
     assert "resuming" not in follow.stderr
     shown = modalgraph("sessions", "show", "c", env=env).stdout
     assert "(cancelled by the user)" in shown
+
+
+def _runner(tmp_path: Path, replies: list) -> tuple:
+    from agent.context import AppContext
+    from agent.llm.scripted import ScriptedChatModel
+    from agent.settings import load_settings
+    from agent.turns import TurnRunner
+    from tools.registry import ToolRegistry
+
+    app = AppContext(load_settings())
+    app.__dict__["registry"] = ToolRegistry([*fake_tools.ALL, fake_tools.CountTool])
+    return TurnRunner(app, ScriptedChatModel(replies=replies))
+
+
+def test_rename_keeps_the_history_and_an_unfinished_turn(tmp_path: Path) -> None:
+    import pytest
+
+    from agent.errors import BackendError, ConfigError
+    from memory.sessions import rename_session, session_info, session_names
+
+    marker = str(tmp_path / "m")
+    plan = {"steps": [{"id": 1, "tool": "count", "args": {"marker": marker}, "depends_on": []}]}
+    replies = [{"steps": []}, "first answer", plan, {"raise": "backend down"}, "finished now"]
+    runner = _runner(tmp_path, replies)
+    saver = runner.checkpointer
+    runner.run("old", "hello", [], lambda e: None)
+    with pytest.raises(BackendError):
+        runner.run("old", "count once", [], lambda e: None)
+    assert runner.interrupted("old") == "count once"
+
+    def rows(table: str, name: str) -> int:
+        return saver.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE thread_id = ?", (name,)).fetchone()[0]
+
+    before = {table: rows(table, "old") for table in ("checkpoints", "writes")}
+    assert all(before.values())
+    rename_session(saver, "old", "new")
+    assert {table: rows(table, "new") for table in before} == before
+    assert not any(rows(table, "old") for table in before)
+    assert session_names(saver) == ["new"] and session_info(saver, "old") is None
+    assert runner.interrupted("new") == "count once"
+    values = runner.resume("new", lambda e: None)
+    assert values["answer"]["text"] == "finished now"
+    assert Path(marker + ".count").read_text() == "1", "the step that had finished ran again"
+    assert [h["text"] for h in runner.history("new")] == [
+        "hello",
+        "first answer",
+        "count once",
+        "finished now",
+    ]
+
+    with pytest.raises(ConfigError, match="no session named 'gone'"):
+        rename_session(saver, "gone", "x")
+    with pytest.raises(ConfigError, match="invalid session name"):
+        rename_session(saver, "new", "../etc")
+    from memory.sessions import create_session
+
+    assert create_session(saver, "taken")
+    with pytest.raises(ConfigError, match="'taken' exists already"):
+        rename_session(saver, "new", "taken")
+    assert session_info(saver, "new").turns == 2  # type: ignore[union-attr]
+
+
+def test_a_created_session_is_listed_empty_and_takes_turns(tmp_path: Path) -> None:
+    from memory.sessions import create_session, session_info, session_names
+
+    runner = _runner(tmp_path, [{"steps": []}, "hi there"])
+    saver = runner.checkpointer
+    assert create_session(saver, "fresh")
+    assert not create_session(saver, "fresh")
+    info = session_info(saver, "fresh")
+    assert session_names(saver) == ["fresh"] and info is not None and info.turns == 0 and not info.interrupted
+    assert runner.interrupted("fresh") is None and runner.history("fresh") == []
+    assert runner.run("fresh", "hello", [], lambda e: None)["answer"]["text"] == "hi there"
+    assert not create_session(saver, "fresh")
+    assert session_info(saver, "fresh").turns == 1  # type: ignore[union-attr]

@@ -1,0 +1,315 @@
+"""A turn's events as chatbot messages, updated while the turn runs.
+
+The page shows what the terminal shows (agent/chat_view.py): the plan, each step with its status
+(waiting, running, done, failed with its message, skipped) and latest progress, the answer as it
+streams, then the answer's files inline. Messages are Gradio "messages" dicts, built here without
+importing Gradio, so the rendering is testable on its own. A step is a "thought" message (it has a
+metadata title): Gradio draws it as a small accordion with a spinner while its status is pending.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from memory.artifacts import guess_mime
+
+if TYPE_CHECKING:
+    from agent.context import AppContext
+    from agent.turns import EventFn, TurnRunner
+    from memory.artifacts import Artifact
+
+Message = dict[str, Any]
+ShowsFn = Callable[[str], bool]
+
+ICONS = {"waiting": "○", "running": "⏳", "done": "✓", "failed": "✗", "skipped": "⤼"}
+OUTPUT_CHARS = 600
+# Streaming: after the first event of a batch, wait this long for more before the page is updated,
+# so a fast token stream costs a few updates per second rather than one per token.
+BATCH_SECONDS = 0.05
+_DONE = object()
+# One turn at a time in this process: turns share the app's cancel flag, and a turn cancelled
+# because its browser went away must wind down before the next one clears that flag.
+_TURNS = threading.Lock()
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _args_text(args: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={_short(value, 48)}" for key, value in args.items())
+
+
+def file_message(item: dict[str, Any] | Artifact, role: str, shows: ShowsFn) -> Message:
+    """One file, shown inline (image, audio player, video player, else a download link) when the
+    page may send it; otherwise its path as text, so the conversation still says what was there."""
+    data = item if isinstance(item, dict) else item.model_dump()
+    path = str(data["path"])
+    mime = str(data.get("mime") or guess_mime(path))
+    if shows(path):
+        return {"role": role, "content": {"path": path, "alt_text": Path(path).name}}
+    return {
+        "role": role,
+        "content": f"📎 `{path}` ({mime}): not shown, the page only sends files from the artifact "
+        "store and the image library",
+    }
+
+
+def history_messages(history: list[dict[str, Any]], shows: ShowsFn) -> list[Message]:
+    """A session's saved conversation (text and files of each turn; plans are not kept)."""
+    out: list[Message] = []
+    for entry in history:
+        role = "user" if entry.get("role") == "user" else "assistant"
+        if entry.get("text"):
+            out.append({"role": role, "content": entry["text"]})
+        for item in [*entry.get("attachments", []), *entry.get("artifacts", [])]:
+            out.append(file_message(item, role, shows))
+    return out
+
+
+class TurnMessages:
+    """Feeds on a turn's events (call it with each) and keeps `messages` up to date."""
+
+    def __init__(self, shows: ShowsFn) -> None:
+        self.shows = shows
+        self.messages: list[Message] = []
+        self._steps: dict[int, Message] = {}
+        self._answer: Message | None = None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        handler = getattr(self, f"on_{event.get('type')}", None)
+        if handler:
+            handler(event)
+
+    def snapshot(self) -> list[Message]:
+        """A copy to hand to Gradio: these messages keep changing after it is sent."""
+        return copy.deepcopy(self.messages)
+
+    def note(self, title: str, text: str = "") -> None:
+        self.messages.append({"role": "assistant", "content": text, "metadata": {"title": title}})
+
+    # ------------------------------------------------------------------ steps
+
+    def _step(self, step_id: int, tool: str, args: dict[str, Any] | None = None) -> Message:
+        """The message of a step, made on first sight (a resumed turn sends no plan event)."""
+        message = self._steps.get(step_id)
+        if message is None:
+            message = {
+                "role": "assistant",
+                "content": f"`{tool}`({_args_text(args or {})})",
+                "metadata": {"id": f"step-{step_id}"},
+            }
+            self._steps[step_id] = message
+            self.messages.append(message)
+            self._set_status(message, step_id, tool, "waiting")
+        return message
+
+    @staticmethod
+    def _set_status(message: Message, step_id: int, tool: str, status: str, log: str = "") -> None:
+        meta = message["metadata"]
+        meta["title"] = f"{ICONS.get(status, '•')} step {step_id} · {tool}: {status}"
+        if status in ("waiting", "running"):
+            meta["status"] = "pending"  # a spinner, accordion open
+        elif status == "failed":
+            meta.pop("status", None)  # no status: the accordion stays open, so the error is seen
+        else:
+            meta["status"] = "done"
+        if log:
+            meta["log"] = log
+        else:
+            meta.pop("log", None)
+
+    def on_plan(self, event: dict[str, Any]) -> None:
+        plan = event.get("plan")
+        if plan is None:
+            self.messages.append(
+                {
+                    "role": "assistant",
+                    "content": str(event.get("error") or "the planner gave no usable plan"),
+                    "metadata": {"title": "✗ no valid plan"},
+                }
+            )
+            return
+        steps = plan.get("steps") or []
+        if not steps:
+            return  # a plain chat answer: nothing to show but the answer
+        lines = []
+        for step in steps:
+            after = f" (after {', '.join(map(str, step['depends_on']))})" if step.get("depends_on") else ""
+            lines.append(f"{step['id']}. `{step['tool']}`({_args_text(step['args'])}){after}")
+        count = f"{len(steps)} step{'s' if len(steps) != 1 else ''}"
+        self.messages.append(
+            {
+                "role": "assistant",
+                "content": "\n".join(lines),
+                "metadata": {"title": f"Plan: {count}", "status": "done", "id": "plan"},
+            }
+        )
+        for step in steps:
+            self._step(step["id"], step["tool"], step["args"])
+
+    def on_step_start(self, event: dict[str, Any]) -> None:
+        message = self._step(event["id"], event["tool"], event.get("args"))
+        self._set_status(message, event["id"], event["tool"], "running")
+
+    def on_progress(self, event: dict[str, Any]) -> None:
+        message = self._steps.get(event["id"])
+        if message is None:
+            return
+        fraction = event.get("fraction")
+        percent = f" {fraction:.0%}" if isinstance(fraction, (int, float)) else ""
+        message["metadata"]["log"] = _short(f"{event.get('message', '')}{percent}", 80)
+
+    def on_step_end(self, event: dict[str, Any]) -> None:
+        step_id, tool, status = event["id"], event["tool"], event["status"]
+        message = self._step(step_id, tool)
+        error = event.get("error")
+        if status == "failed":
+            message["content"] = f"**Failed:** {error}"
+            self._set_status(message, step_id, tool, status, log=_short(str(error), 90))
+        elif status == "skipped":
+            message["content"] = f"Skipped: {error}"
+            self._set_status(message, step_id, tool, status)
+        else:
+            output = str(event.get("output") or "")
+            message["content"] = _short(output, OUTPUT_CHARS) if output else "(no text output)"
+            self._set_status(message, step_id, tool, status, log=_short(error, 90) if error else "")
+        if event.get("seconds"):
+            message["metadata"]["duration"] = round(float(event["seconds"]), 2)
+
+    # ------------------------------------------------------------------ answer
+
+    def on_cancelling(self, event: dict[str, Any]) -> None:
+        self.note("cancelling: no new step will start")
+
+    def on_token(self, event: dict[str, Any]) -> None:
+        if self._answer is None:
+            self._answer = {"role": "assistant", "content": ""}
+            self.messages.append(self._answer)
+        self._answer["content"] += event["text"]
+
+    def on_answer(self, event: dict[str, Any]) -> None:
+        # The final text also carries what code appended (failures and their fixes, tool notes).
+        if self._answer is None:
+            self._answer = {"role": "assistant", "content": ""}
+            self.messages.append(self._answer)
+        self._answer["content"] = event.get("text", "")
+        for artifact in event.get("artifacts", []):
+            self.messages.append(file_message(artifact, "assistant", self.shows))
+
+
+def run_streamed(
+    call: Callable[[EventFn], dict[str, Any]], view: TurnMessages, cancel: threading.Event
+) -> Iterator[None]:
+    """Run `call(on_event)` in a thread, render its events into `view`, yield after each batch.
+
+    Returns (through `yield from`) what `call` returned, or raises what it raised. If the consumer
+    stops early (the browser went away), the turn is cancelled the way Ctrl-C cancels it in the
+    terminal: no new step starts and the session stays consistent.
+    """
+    events: queue.Queue[Any] = queue.Queue()
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            with _TURNS:
+                outcome["values"] = call(events.put)
+        except BaseException as exc:  # handed to the consumer below
+            outcome["error"] = exc
+        finally:
+            events.put(_DONE)
+
+    worker = threading.Thread(target=work, name="web-turn", daemon=True)
+    worker.start()
+    finished = False
+    try:
+        while not finished:
+            batch = [events.get()]
+            try:
+                batch.append(events.get(timeout=BATCH_SECONDS))
+                while True:
+                    batch.append(events.get_nowait())
+            except queue.Empty:
+                pass
+            for event in batch:
+                if event is _DONE:
+                    finished = True
+                else:
+                    view(event)
+            yield
+    finally:
+        if not finished:
+            cancel.set()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["values"]
+
+
+def user_messages(request: str, attachments: list[Artifact], shows: ShowsFn) -> list[Message]:
+    out: list[Message] = [{"role": "user", "content": request}]
+    out += [file_message(a, "user", shows) for a in attachments]
+    return out
+
+
+def chat_turn(
+    app: AppContext,
+    runner: TurnRunner,
+    session: str,
+    request: str,
+    attachments: list[Artifact],
+    shows: ShowsFn,
+    speak: bool = False,
+) -> Iterator[list[Message]]:
+    """Yield this turn's messages (the user's first) each time they change, until the answer is in.
+
+    A turn left unfinished in this session (a crash, a killed CLI) is finished first, as the CLI does.
+    With `speak`, the answer is then read aloud and its audio added, like `chat --speak`.
+    """
+    from agent.cli_chat import speak_answer
+
+    done: list[Message] = []
+    pending = runner.interrupted(session)
+    if pending is not None:
+        resumed = TurnMessages(shows)
+        resumed.note(f"finishing the interrupted turn: {_short(pending, 80)}")
+        stream = run_streamed(lambda on_event: runner.resume(session, on_event), resumed, app.cancel)
+        yield from _rendered(stream, resumed.snapshot)
+        done = resumed.snapshot()
+    asked = done + user_messages(request, attachments, shows)
+    yield asked
+    turn = TurnMessages(shows)
+    stream = run_streamed(
+        lambda on_event: runner.run(session, request, attachments, on_event), turn, app.cancel
+    )
+    values = yield from _rendered(stream, lambda: asked + turn.snapshot())
+    if speak and not app.cancel.is_set():
+        turn.note("reading the answer aloud…")
+        yield asked + turn.snapshot()
+        speech = speak_answer(app, values)
+        turn.messages.pop()
+        if "error" in speech:
+            turn.note("not read aloud", speech["error"])
+        else:
+            turn.messages.append(file_message(speech, "assistant", shows))
+        yield asked + turn.snapshot()
+
+
+def _rendered(stream: Iterator[None], render: Callable[[], list[Message]]) -> Iterator[list[Message]]:
+    """`render()` after each step of `stream`; returns what the stream returned."""
+    try:
+        while True:
+            try:
+                next(stream)
+            except StopIteration as stop:
+                return stop.value
+            yield render()
+    finally:
+        stream.close()  # stopped early: run_streamed's cleanup cancels the turn now, not at GC

@@ -1,0 +1,94 @@
+"""The Sessions panel: pick, create, rename and delete conversations.
+
+They are the CLI's sessions, in the same SQLite file, through the turn runner's own connection
+(memory/sessions.py). Every action returns a `SessionView`, everything the page needs to redraw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from agent.errors import ConfigError
+from agent.web.chat_stream import Message, ShowsFn, history_messages
+from memory.sessions import (
+    DEFAULT_SESSION,
+    check_session_name,
+    create_session,
+    delete_session,
+    rename_session,
+    session_info,
+    session_names,
+)
+
+if TYPE_CHECKING:
+    from agent.turns import TurnRunner
+
+
+@dataclass
+class SessionView:
+    choices: list[str]
+    current: str
+    messages: list[Message]
+    info: str
+
+
+class SessionsPanel:
+    def __init__(self, runner: TurnRunner, shows: ShowsFn) -> None:
+        self.runner = runner
+        self.shows = shows
+
+    @property
+    def saver(self) -> Any:
+        return self.runner.checkpointer
+
+    def names(self, current: str | None = None) -> list[str]:
+        """Saved sessions, most recent first, plus the current one while it is still empty."""
+        names = session_names(self.saver)
+        if current and current not in names:
+            names.insert(0, current)
+        return names or [DEFAULT_SESSION]
+
+    def describe(self, name: str) -> str:
+        info = session_info(self.saver, name)
+        if info is None or (info.turns == 0 and not info.interrupted):
+            return f"**{name}**: new, nothing said yet"
+        turns = f"{info.turns} turn{'s' if info.turns != 1 else ''}"
+        text = (
+            f"**{name}**: {turns}, last updated {info.updated} UTC"
+            if info.updated
+            else f"**{name}**: {turns}"
+        )
+        if info.interrupted:
+            text += "; its last turn was interrupted and is finished with your next message"
+        return text
+
+    def open(self, name: str | None) -> SessionView:
+        name = check_session_name((name or DEFAULT_SESSION).strip())
+        messages = history_messages(self.runner.history(name), self.shows)
+        return SessionView(self.names(name), name, messages, self.describe(name))
+
+    def create(self, name: str) -> SessionView:
+        name = check_session_name(name.strip())
+        if not create_session(self.saver, name):
+            raise ConfigError(f"a session named {name!r} exists already; pick it in the list")
+        return self.open(name)
+
+    def rename(self, old: str, new: str) -> SessionView:
+        new = new.strip()
+        if not new:
+            raise ConfigError("type the new name in the name box first")
+        if session_info(self.saver, old) is None:
+            # Never stored (nothing said yet): there is nothing to move, only a name to use.
+            check_session_name(new)
+            return self.open(new)
+        rename_session(self.saver, old, new)
+        return self.open(new)
+
+    def delete(self, name: str) -> SessionView:
+        """Delete a session's history (its generated files stay in the artifact store)."""
+        delete_session(self.saver, check_session_name(name))
+        remaining = session_names(self.saver)
+        view = self.open(remaining[0] if remaining else DEFAULT_SESSION)
+        view.info = f"deleted **{name}** (its files stay in the artifact store). " + view.info
+        return view

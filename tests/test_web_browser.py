@@ -1,0 +1,345 @@
+"""The web page end to end, in a real headless Chromium driven by Playwright.
+
+`modalgraph serve` runs in a subprocess with the scripted LLM, the shapes-world CLIP (for the
+library and describe_image's label guess), the tiny image pipeline and a real speech engine. The
+browser uploads an image and asks about it, watches the plan's steps appear, finds an image and
+an audio player in the answer, switches sessions and back, indexes and searches the library,
+asks about a search result, and takes screenshots (also into $MODALGRAPH_TEST_SCREENSHOTS when set,
+for people to look at).
+
+The tests run in order on one page, as one user's visit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image, ImageDraw
+
+from tests.test_sessions import ROOT
+from tests.test_speak import _fallback_engine
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+if CHROMIUM is None:
+    pytest.skip(
+        "Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)",
+        allow_module_level=True,
+    )
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
+)
+
+STARTUP_S = 180
+TURN_MS = 120_000
+ANSWER_A = "I looked at your picture, drew a new one, made a clip and read the description aloud."
+ANSWER_B = "Hello from the second session."
+ANSWER_C = "I could not look at that file."
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _upload_png() -> bytes:
+    """A red circle on white, like the shapes world's pictures."""
+    image = Image.new("RGB", (96, 96), (245, 245, 245))
+    ImageDraw.Draw(image).ellipse((18, 18, 78, 78), fill=(220, 30, 30))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def _script(uploaded_artifact: Path) -> list[Any]:
+    """The planner's and responder's replies, in the order the visit asks for them."""
+
+    def step(i: int, tool: str, deps: list[int], **args: Any) -> dict[str, Any]:
+        return {"id": i, "tool": tool, "args": args, "depends_on": deps}
+
+    look_draw_speak = {
+        "steps": [
+            step(1, "describe_image", [], image=str(uploaded_artifact), question="What is in this picture?"),
+            step(2, "generate_image", [], prompt="a red circle", width=64, height=64, steps=2, seed=7),
+            step(3, "speak", [1], text="<step-1>"),
+            step(4, "generate_video", [], prompt="waves", width=64, height=64, frames=3, steps=2, seed=7),
+        ]
+    }
+    # The library result is copied in under a name the script cannot know: this plan names a file
+    # the path guard refuses instead, so the visit also sees a failed step and its message.
+    refused = {"steps": [step(1, "describe_image", [], image="/etc/passwd")]}
+    return [look_draw_speak, ANSWER_A, {"steps": []}, ANSWER_B, refused, ANSWER_C]
+
+
+class Visit:
+    """The page, the server's data dir, and where screenshots go."""
+
+    def __init__(self, page: Any, url: str, data: Path, shots: list[Path], upload: Path) -> None:
+        self.page = page
+        self.requests: list[str] = []
+        page.on("request", lambda request: self.requests.append(request.url))
+        self.url = url
+        self.data = data
+        self.shots = shots
+        self.upload = upload
+
+    def screenshot(self, name: str) -> None:
+        for folder in self.shots:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+    def chat_text(self) -> str:
+        return str(self.page.locator("#chat").inner_text())
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory,
+    shapes_clip_dir: Path,
+    tiny_models: dict[str, Path],
+) -> Iterator[tuple[str, Path, Path]]:
+    """`modalgraph serve` in a subprocess; yields (url, data dir, the image the visit uploads)."""
+    root = tmp_path_factory.mktemp("web-browser")
+    data = root / "data"
+    upload = root / "red circle.png"
+    upload.write_bytes(_upload_png())
+    digest = hashlib.sha256(upload.read_bytes()).hexdigest()
+    artifact = data / "artifacts" / digest[:2] / f"{digest}.png"  # where the page will store it
+    script = root / "script.json"
+    script.write_text(json.dumps(_script(artifact)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODALGRAPH_", "GRADIO_"))}
+    env.update(
+        MODALGRAPH_DATA_DIR=str(data),
+        MODALGRAPH_CONFIG=str(root / "no-config.toml"),
+        MODALGRAPH_LLM_BACKEND="scripted",
+        MODALGRAPH_LLM_SCRIPT=str(script),
+        MODALGRAPH_MODEL_CLIP=str(shapes_clip_dir),
+        MODALGRAPH_DEVICE="cpu",
+        MODALGRAPH_TTS_ENGINE=_fallback_engine()[0],
+        MODALGRAPH_PLAY_AUDIO="false",
+        HF_HUB_OFFLINE="1",
+        PYTHONPATH=str(ROOT),
+    )
+    for name, folder in tiny_models.items():
+        env["MODALGRAPH_MODEL_" + name.upper().replace("-", "_")] = str(folder)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    log = root / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agent", "serve", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"modalgraph serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"modalgraph serve did not answer in {STARTUP_S} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url, data, upload
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+        if log.is_file():
+            sys.stderr.write(f"--- server log (last lines) ---\n{log.read_text()[-2000:]}\n")
+
+
+@pytest.fixture(scope="module")
+def visit(server: tuple[str, Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Visit]:
+    url, data, upload = server
+    shots = [tmp_path_factory.mktemp("screenshots")]
+    if os.environ.get("MODALGRAPH_TEST_SCREENSHOTS"):
+        shots.append(Path(os.environ["MODALGRAPH_TEST_SCREENSHOTS"]))
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(30_000)
+            page.goto(url, wait_until="load")  # not networkidle: Gradio keeps a heartbeat open
+            page.locator("#session-info").get_by_text("default").wait_for()
+            yield Visit(page, url, data, shots, upload)
+        finally:
+            browser.close()
+
+
+def _wait_text(visit: Visit, text: str, timeout: float = TURN_MS) -> None:
+    visit.page.locator("#chat").get_by_text(text, exact=False).first.wait_for(timeout=timeout)
+
+
+def test_a_file_that_only_claims_to_be_an_image_is_refused(visit: Visit, tmp_path: Path) -> None:
+    page = visit.page
+    visit.screenshot("01-empty")
+    fake = tmp_path / "photo.png"
+    fake.write_text("not a picture at all\n" * 10)
+    page.locator("#chat-input input[type=file]").set_input_files(str(fake))
+    box = page.locator("#chat-input textarea")
+    box.fill("what is this?")
+    box.press("Enter")
+    page.get_by_text("photo.png is neither an image nor audio").first.wait_for()
+    page.wait_for_timeout(600)  # the toast fades in
+    visit.screenshot("01b-upload-refused")
+    assert "what is this?" not in visit.chat_text()  # nothing reached the assistant
+    page.reload(wait_until="load")
+    page.locator("#session-info").get_by_text("default").wait_for()
+
+
+def test_upload_an_image_ask_and_see_steps_an_image_an_audio_and_a_video_player(visit: Visit) -> None:
+    page = visit.page
+    page.locator("#chat-input input[type=file]").set_input_files(str(visit.upload))
+    page.locator("#chat-input img").first.wait_for()  # the upload's thumbnail in the input box
+    box = page.locator("#chat-input textarea")
+    box.fill("What is in this picture? Draw me another one and read the description aloud.")
+    box.press("Enter")
+
+    # The plan and its steps appear while the turn runs, before the answer.
+    _wait_text(visit, "Plan: 4 steps")
+    _wait_text(visit, "step 1 · describe_image")
+    _wait_text(visit, "step 3 · speak")
+    _wait_text(visit, ANSWER_A)
+    _wait_text(visit, "✓ step 3 · speak: done")
+    page.locator("#chat audio").first.wait_for(state="attached")
+    page.wait_for_timeout(500)  # let the waveform draw for the screenshot
+    visit.screenshot("02-answer-with-image-and-audio")
+
+    text = visit.chat_text()
+    for done in (
+        "✓ step 1 · describe_image: done",
+        "✓ step 2 · generate_image: done",
+        "✓ step 4 · generate_video",
+    ):
+        assert done in text, text
+    page.locator("#chat video").first.wait_for(state="attached")
+    generated = [
+        p.name for p in (visit.data / "artifacts").rglob("*.png") if p.name != visit_upload_name(visit)
+    ]
+    assert len(generated) == 1, (generated, text)
+    sources = [
+        page.locator("#chat img").nth(i).get_attribute("src") or ""
+        for i in range(page.locator("#chat img").count())
+    ]
+    assert any(generated[0] in src for src in sources), sources  # the generated picture, inline
+    assert any(visit_upload_name(visit) in src for src in sources), sources  # the upload, in the question
+    assert page.locator("#chat audio").count() >= 1
+    assert "Spoken by" in text, text
+
+
+def visit_upload_name(visit: Visit) -> str:
+    return hashlib.sha256(visit.upload.read_bytes()).hexdigest() + ".png"
+
+
+def test_new_session_with_a_spoken_answer_then_back_to_the_first(visit: Visit) -> None:
+    page = visit.page
+    page.locator("#session-name").get_by_role("textbox").fill("../etc")
+    page.locator("#session-new").click()
+    page.get_by_text("invalid session name '../etc'").first.wait_for()  # a toast; nothing else changes
+    assert ANSWER_A in visit.chat_text()
+    page.locator("#session-name").get_by_role("textbox").fill("second")
+    page.locator("#session-new").click()
+    page.locator("#session-info").get_by_text("second").wait_for()
+    assert ANSWER_A not in visit.chat_text()  # a fresh, empty conversation
+    page.locator("#speak input[type=checkbox]").check()
+    box = page.locator("#chat-input textarea")
+    box.fill("hello")
+    box.press("Enter")
+    _wait_text(visit, ANSWER_B)
+    page.locator("#chat audio").first.wait_for(state="attached", timeout=TURN_MS)  # read aloud
+    page.locator("#speak input[type=checkbox]").uncheck()
+    visit.screenshot("03-second-session-spoken")
+
+    page.locator("#session input").click()
+    page.get_by_role("option", name="default", exact=True).click()
+    page.locator("#session-info").get_by_text("default").wait_for()
+    _wait_text(visit, ANSWER_A, timeout=30_000)  # the first session's history, reloaded
+    assert ANSWER_B not in visit.chat_text()
+    assert page.locator("#chat img").count() >= 2 and page.locator("#chat audio").count() >= 1
+    visit.screenshot("04-back-to-first-session")
+
+    # Delete the second session (the browser asks first); it leaves the list, the first stays.
+    page.locator("#session input").click()
+    page.get_by_role("option", name="second", exact=True).click()
+    page.locator("#session-info").get_by_text("second").wait_for()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#session-delete").click()
+    page.locator("#session-info").get_by_text("deleted second").wait_for()
+    page.locator("#session input").click()
+    options = [text.split()[-1] for text in page.get_by_role("option").all_inner_texts()]  # "✓ default"
+    assert options == ["default"]
+    page.keyboard.press("Escape")
+
+
+def test_index_and_search_the_library_then_ask_about_a_result(visit: Visit, heldout_folder: Path) -> None:
+    page = visit.page
+    page.get_by_role("tab", name="Library").click()
+    page.locator("#index-folder").get_by_role("textbox").fill(str(heldout_folder))
+    page.locator("#index-button").click()
+    page.locator("#index-report").get_by_text("Indexed").wait_for(timeout=TURN_MS)
+    assert "120 new or changed images" in page.locator("#index-report").inner_text()
+    page.locator("#library-status").get_by_text("120 images indexed").wait_for()
+
+    page.locator("#search-text").get_by_role("textbox").fill("a red circle")
+    page.locator("#search-button").click()
+    page.locator("#search-note").get_by_text("12 results").wait_for()
+    thumbnails = page.locator("#results img")
+    thumbnails.first.wait_for()
+    assert thumbnails.count() == 12
+    captions = page.locator("#results").inner_text()
+    assert "· " in captions and ".png" in captions  # "0.312 · name.png": score and file
+    visit.screenshot("05-library-search")
+
+    thumbnails.first.click()
+    page.locator("#chat-input img").first.wait_for()  # the result, attached to the next message
+    box = page.locator("#chat-input textarea")
+    assert box.input_value() == "What is in this picture?"
+    box.press("Enter")
+    _wait_text(visit, "✗ step 1 · describe_image: failed")
+    _wait_text(visit, ANSWER_C)
+    assert "refused to read /etc/passwd" in visit.chat_text()  # the failed step's message shows
+    visit.screenshot("06-failed-step")
+
+
+def test_models_tab_lists_present_and_missing_models(visit: Visit) -> None:
+    page = visit.page
+    page.get_by_role("tab", name="Models").click()
+    table = page.locator("#models-table")
+    table.get_by_text("image-gen").first.wait_for()
+    text = table.inner_text()
+    assert "clip" in text and "vlm" in text and "modalgraph models pull" in text
+    visit.screenshot("07-models")
+
+
+def test_the_page_fetched_nothing_from_outside_this_machine(visit: Visit) -> None:
+    assert len(visit.requests) > 20
+    elsewhere = [url for url in visit.requests if not url.startswith((visit.url, "data:", "blob:"))]
+    assert elsewhere == []  # no fonts, scripts or telemetry from the internet
