@@ -100,7 +100,7 @@ def test_sessions_delete_and_unknown(tmp_path: Path) -> None:
 
 def test_ctrl_c_cancels_the_turn_promptly_and_keeps_the_session(tmp_path: Path) -> None:
     plan = {"steps": [{"id": 1, "tool": "echo", "args": {"text": "x", "delay": 60}, "depends_on": []}]}
-    env = cli_env(tmp_path, [plan, {"steps": []}, "next answer"], "c")
+    env = cli_env(tmp_path, [plan], "c")
     proc = subprocess.Popen(
         [sys.executable, "-m", "agent", "ask", "slow one", "--session", "c"],
         env=env,
@@ -120,7 +120,15 @@ def test_ctrl_c_cancels_the_turn_promptly_and_keeps_the_session(tmp_path: Path) 
     proc.wait(timeout=30)
     assert proc.returncode == 130
     assert time.monotonic() - sent < 10
-    follow = modalgraph("ask", "again", "--session", "c", "--json", env=env)
+    # A new process replays its script from the start: the follow-up gets its own, without the slow plan.
+    follow = modalgraph(
+        "ask",
+        "again",
+        "--session",
+        "c",
+        "--json",
+        env=cli_env(tmp_path, [{"steps": []}, "next answer"], "c2"),
+    )
     assert follow.returncode == 0, follow.stderr
     assert "resuming" not in follow.stderr
     shown = modalgraph("sessions", "show", "c", env=env).stdout
