@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from agent import cli_chat, cli_config, cli_library, cli_models, cli_serve, cli_sessions
+from agent import cli_chat, cli_config, cli_library, cli_models, cli_projector, cli_serve, cli_sessions
 
 app = typer.Typer(
     name="modalgraph",
@@ -16,7 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (cli_chat, cli_sessions, cli_models, cli_library, cli_config, cli_serve):
+for module in (cli_chat, cli_sessions, cli_models, cli_library, cli_projector, cli_config, cli_serve):
     module.register(app)
 
 

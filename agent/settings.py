@@ -84,6 +84,21 @@ class Settings(BaseSettings):
     safety_checker: bool = Field(
         True, description="Run a generator's safety checker where the model ships one."
     )
+    # The NExT-GPT output projectors (conditioning="projector" in the generate tools).
+    projector_llm: str | None = Field(
+        None,
+        description="LLM whose hidden states feed the projectors: a catalogue name (planner, planner-hf) "
+        "or a path to a .gguf file or transformers folder; default: the planner of llm_backend.",
+    )
+    projector_image: Path | None = Field(
+        None, description="Image projector folder; default DATA_DIR/projectors/image."
+    )
+    projector_video: Path | None = Field(
+        None, description="Video projector folder; default DATA_DIR/projectors/video."
+    )
+    projector_audio: Path | None = Field(
+        None, description="Audio projector folder; default DATA_DIR/projectors/audio."
+    )
     # Image library.
     chroma_host: str | None = Field(None, description="Chroma server host; unset means embedded on disk.")
     chroma_port: int = Field(8000, description="Chroma server port.")
@@ -111,7 +126,15 @@ class Settings(BaseSettings):
         25.0, gt=0, le=2048, description="Largest file the web page accepts as an upload, in MB."
     )
 
-    @field_validator("data_dir", "llm_script", "vlm_mmproj", mode="before")
+    @field_validator(
+        "data_dir",
+        "llm_script",
+        "vlm_mmproj",
+        "projector_image",
+        "projector_video",
+        "projector_audio",
+        mode="before",
+    )
     @classmethod
     def _expand(cls, value: Any) -> Any:
         return Path(value).expanduser() if isinstance(value, (str, Path)) and str(value) else value
@@ -154,6 +177,11 @@ class Settings(BaseSettings):
     def web_cache_dir(self) -> Path:
         """The web page's uploads and the copies it serves (Gradio's cache), apart from other apps'."""
         return self.data_dir / "web-cache"
+
+    def projector_dir(self, modality: str) -> Path:
+        """Where the trained output projector for `modality` lives."""
+        explicit = getattr(self, f"projector_{modality}", None)
+        return explicit if explicit is not None else self.data_dir / "projectors" / modality
 
     def ensure_data_dir(self) -> Path:
         """Create the data dir, failing with one line that names the setting when it is not writable."""

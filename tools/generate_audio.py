@@ -8,7 +8,13 @@ from pydantic import Field
 
 from agent.pipelines import DevicePolicy
 from tools.base import Tool, ToolArgs, ToolResult
-from tools.generation_args import GenerationArgs, pick_seed, refuse_projector, reproduction_meta
+from tools.generation_args import (
+    GenerationArgs,
+    conditioning_meta,
+    pick_seed,
+    prompt_kwargs,
+    reproduction_meta,
+)
 
 if TYPE_CHECKING:
     from agent.context import RunContext
@@ -29,12 +35,12 @@ class GenerateAudioTool(Tool):
     policy: ClassVar[DevicePolicy] = DevicePolicy(attention_slicing=False)
 
     def run(self, args: ToolArgs, ctx: RunContext) -> ToolResult:
-        from agent.pipelines import denoise, load_pipeline, seeded_generator
+        from agent.pipelines import choose_placement, denoise, load_pipeline, seeded_generator
         from agent.samplers import sampler_name
         from tools.media_encoding import wav_bytes
 
         assert isinstance(args, GenerateAudioArgs)
-        refuse_projector(args)
+        prompt = prompt_kwargs(args, ctx, "audio", choose_placement(ctx.settings, self.policy))
         loaded = load_pipeline(ctx.app, "audio-gen", self.policy)
         steps = args.steps or DEFAULT_STEPS
         seed = pick_seed(args.seed)
@@ -42,7 +48,7 @@ class GenerateAudioTool(Tool):
             loaded,
             ctx,
             steps,
-            prompt=args.prompt,
+            **prompt,
             audio_length_in_s=args.duration,
             generator=seeded_generator(seed),
             output_type="np",
@@ -57,6 +63,7 @@ class GenerateAudioTool(Tool):
             duration=round(len(audio) / rate, 3),
             sample_rate=rate,
             prompt=args.prompt,
+            **conditioning_meta(args, ctx, "audio"),
         )
         artifact = ctx.app.artifacts.put_bytes(wav_bytes(audio, rate), ".wav", "audio/wav", **meta)
         text = (

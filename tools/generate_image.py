@@ -12,8 +12,9 @@ from tools.generation_args import (
     Sampler,
     SizedGenerationArgs,
     check_sampler_steps,
+    conditioning_meta,
     pick_seed,
-    refuse_projector,
+    prompt_kwargs,
     reproduction_meta,
 )
 
@@ -42,12 +43,12 @@ class GenerateImageTool(Tool):
     policy: ClassVar[DevicePolicy] = DevicePolicy()
 
     def run(self, args: ToolArgs, ctx: RunContext) -> ToolResult:
-        from agent.pipelines import denoise, load_pipeline, seeded_generator
+        from agent.pipelines import choose_placement, denoise, load_pipeline, seeded_generator
         from agent.samplers import sampler_name
         from tools.media_encoding import png_bytes
 
         assert isinstance(args, GenerateImageArgs)
-        refuse_projector(args)
+        prompt = prompt_kwargs(args, ctx, "image", choose_placement(ctx.settings, self.policy))
         loaded = load_pipeline(ctx.app, "image-gen", self.policy)
         turbo = "turbo" in loaded.model_id.lower()
         steps = args.steps or (TURBO_STEPS if turbo else DEFAULT_STEPS)
@@ -59,7 +60,7 @@ class GenerateImageTool(Tool):
             ctx,
             steps,
             sampler=args.sampler,
-            prompt=args.prompt,
+            **prompt,
             negative_prompt=args.negative_prompt,
             width=args.width,
             height=args.height,
@@ -82,6 +83,7 @@ class GenerateImageTool(Tool):
             guidance=extra.get("guidance_scale"),
             prompt=args.prompt,
             negative_prompt=args.negative_prompt,
+            **conditioning_meta(args, ctx, "image"),
         )
         artifacts = [
             ctx.app.artifacts.put_bytes(png_bytes(image), ".png", "image/png", **meta, index=i)
@@ -89,7 +91,8 @@ class GenerateImageTool(Tool):
         ]
         text = (
             f"made {len(artifacts)} image(s), {width}x{height}, with {loaded.model_id} "
-            f"({meta['sampler']}, {steps} steps, seed {seed})"
+            f"({meta['sampler']}, {steps} steps, seed {seed}"
+            f"{', conditioned through the output projector' if 'projector' in meta else ''})"
         )
         if any(flagged):
             text += f"; the safety checker blanked {sum(flagged)} of them"

@@ -9,7 +9,13 @@ from pydantic import Field
 
 from agent.pipelines import DevicePolicy
 from tools.base import Tool, ToolArgs, ToolResult
-from tools.generation_args import SizedGenerationArgs, pick_seed, refuse_projector, reproduction_meta
+from tools.generation_args import (
+    SizedGenerationArgs,
+    conditioning_meta,
+    pick_seed,
+    prompt_kwargs,
+    reproduction_meta,
+)
 
 if TYPE_CHECKING:
     from agent.context import RunContext
@@ -39,15 +45,15 @@ class GenerateVideoTool(Tool):
     policy: ClassVar[DevicePolicy] = DevicePolicy()
 
     def run(self, args: ToolArgs, ctx: RunContext) -> ToolResult:
-        from agent.pipelines import denoise, load_pipeline, seeded_generator
+        from agent.pipelines import choose_placement, denoise, load_pipeline, seeded_generator
         from agent.samplers import sampler_name
         from tools.media_encoding import video_bytes
 
         assert isinstance(args, GenerateVideoArgs)
-        refuse_projector(args)
         # Resolve both models first: a missing upscaler is reported before minutes of drafting.
         if args.upscale:
             ctx.app.catalogue.resolve("video-upscale")
+        prompt = prompt_kwargs(args, ctx, "video", choose_placement(ctx.settings, self.policy))
         loaded = load_pipeline(ctx.app, "video-gen", self.policy)
         steps = args.steps or DEFAULT_STEPS
         seed = pick_seed(args.seed)
@@ -55,7 +61,7 @@ class GenerateVideoTool(Tool):
             loaded,
             ctx,
             steps,
-            prompt=args.prompt,
+            **prompt,
             width=args.width,
             height=args.height,
             num_frames=args.frames,
@@ -63,7 +69,12 @@ class GenerateVideoTool(Tool):
             output_type="np",
         ).frames[0]
         meta: dict[str, object] = reproduction_meta(
-            "video-gen", loaded.model_id, seed, steps, sampler=sampler_name(loaded.pipe.scheduler)
+            "video-gen",
+            loaded.model_id,
+            seed,
+            steps,
+            sampler=sampler_name(loaded.pipe.scheduler),
+            **conditioning_meta(args, ctx, "video"),
         )
         if args.upscale:
             frames = self._upscale(frames, args, seed, steps, ctx)
@@ -94,7 +105,8 @@ class GenerateVideoTool(Tool):
         from agent.pipelines import denoise, load_pipeline, seeded_generator
         from tools.media_encoding import to_uint8
 
-        # The draft model can be evicted here if the budget cannot hold both.
+        # The draft model can be evicted here if the budget cannot hold both. The upscaler reads the
+        # prompt as text even under conditioning=projector: its text encoder is not the one trained for.
         loaded = load_pipeline(ctx.app, "video-upscale", self.policy)
         height, width = frames.shape[1:3]
         size = upscaled_size(width, height)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
 from tools.base import ToolArgs
+
+if TYPE_CHECKING:
+    from agent.context import RunContext
+    from agent.pipelines import Placement
 
 SAMPLERS = ("ddim", "euler", "euler_a", "dpm++", "lcm", "pndm")
 Sampler = Literal["ddim", "euler", "euler_a", "dpm++", "lcm", "pndm"]
@@ -35,15 +39,29 @@ class SizedGenerationArgs(GenerationArgs):
     _check_width = field_validator("width", "height")(multiple_of_8)
 
 
-def refuse_projector(args: GenerationArgs) -> None:
-    """`conditioning="projector"` needs a trained output projector, which no release ships yet."""
-    from agent.errors import ToolUnavailableError
+def prompt_kwargs(
+    args: GenerationArgs, ctx: RunContext, modality: str, placement: Placement
+) -> dict[str, Any]:
+    """The pipeline's prompt: `prompt=` as text, or `prompt_embeds=` through the output projector.
 
-    if args.conditioning == "projector":
-        raise ToolUnavailableError(
-            "conditioning=projector is not available yet: no output projector has been trained "
-            "(a later release adds `modalgraph projector train`); use conditioning=text"
-        )
+    Called before the generator loads, so a missing or mismatched projector is reported at once.
+    """
+    if args.conditioning == "text":
+        return {"prompt": args.prompt}
+    from agent.projector.conditioning import projector_prompt_embeds
+
+    ctx.progress("reading the request through the LLM and the output projector", None)
+    embeds = projector_prompt_embeds(
+        ctx.app, modality, args.prompt, dtype=placement.dtype, device=placement.device
+    )
+    return {"prompt_embeds": embeds}
+
+
+def conditioning_meta(args: GenerationArgs, ctx: RunContext, modality: str) -> dict[str, object]:
+    """What artifacts record about conditioning=projector (nothing for plain text, as before)."""
+    if args.conditioning == "text":
+        return {}
+    return {"conditioning": "projector", "projector": str(ctx.settings.projector_dir(modality))}
 
 
 def pick_seed(seed: int | None) -> int:

@@ -111,6 +111,20 @@ def caption(spec: ShapeSpec, with_size: bool, with_background: bool) -> str:
     return " ".join(words)
 
 
+def all_captions(config: WorldConfig | None = None) -> list[str]:
+    """Every distinct caption the grammar makes, in a fixed order: colour x shape x (no size or one of
+    three) x (no background or one of four), 600 for the default world."""
+    config = config or WorldConfig()
+    captions = []
+    for colour in config.colours:
+        for shape in config.shapes:
+            for size in (None, *SIZES):
+                for background in (None, *BACKGROUNDS):
+                    spec = ShapeSpec(colour, shape, size or "small", background or "white")
+                    captions.append(caption(spec, size is not None, background is not None))
+    return captions
+
+
 def random_caption(spec: ShapeSpec, rng: random.Random) -> str:
     """Captions name colour and shape always, size and background sometimes: queries do the same."""
     return caption(spec, rng.random() < 0.5, rng.random() < 0.5)
