@@ -13,7 +13,6 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -21,6 +20,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agent.errors import ConfigError, ModelLoadError, ModelMissingError, StorageError
+from agent.file_lock import exclusive_lock
 from agent.settings import Settings, config_file_path, model_env_var
 
 if sys.version_info >= (3, 11):
@@ -405,7 +405,8 @@ class Catalogue:
 
         self.settings.ensure_data_dir()
         failures: list[str] = []
-        with _lock(self.settings.models_dir / entry.name):
+        # One pull per model at a time across processes.
+        with exclusive_lock(self.settings.models_dir / entry.name / ".lock"):
             found = self._locate(name)  # another process may have pulled it while we waited
             if found is not None:
                 return found[1]
@@ -566,20 +567,3 @@ def _sweep_stale_temp(models_dir: Path, max_age_s: float = 86400.0) -> None:
         with contextlib.suppress(OSError):
             if now - folder.stat().st_mtime > max_age_s:
                 shutil.rmtree(folder, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _lock(folder: Path) -> Iterator[None]:
-    """One pull per model at a time across processes (where the OS offers advisory locks)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

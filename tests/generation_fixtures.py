@@ -7,8 +7,6 @@ by a hash of the builder's source and the diffusers/transformers versions.
 from __future__ import annotations
 
 import hashlib
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,15 +32,13 @@ def _tiny_models_root() -> Path:
 def tiny_models() -> dict[str, Path]:
     """catalogue name -> folder of a tiny pipeline (image-gen, video-gen, video-upscale, audio-gen)."""
     from agent.tiny_pipelines import BUILDERS, build_all
+    from agent.training.cached_build import cached_build
 
-    root = _tiny_models_root()
-    if not all((root / name / "model_index.json").is_file() for name in BUILDERS):
-        # Built beside the cache and renamed in, so an interrupted build is never mistaken for a done one.
-        root.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=".building-"))
-        build_all(staging)
-        shutil.rmtree(root, ignore_errors=True)
-        staging.rename(root)
+    root = cached_build(
+        _tiny_models_root(),
+        build_all,
+        done=lambda folder: all((folder / name / "model_index.json").is_file() for name in BUILDERS),
+    )
     return {name: root / name for name in BUILDERS}
 
 

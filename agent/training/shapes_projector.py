@@ -33,6 +33,7 @@ from agent.projector.model import ProjectorConfig
 from agent.projector.runs import data_key, features_for, projector_info, targets_for
 from agent.projector.targets import GeneratorSpec, generator_spec
 from agent.projector.trainer import TrainConfig, TrainResult, train_projector
+from agent.training.cached_build import cached_build
 from agent.training.shapes_world import all_captions
 
 LLMChoice = Literal["auto", "gguf", "tiny"]
@@ -250,8 +251,6 @@ def ensure_shapes_projector(
     LLM's and generator's fingerprints, and built beside its final place, then renamed in.
     """
     import hashlib
-    import os
-    import shutil
 
     config = config or ShapesProjectorConfig()
     blob = json.dumps(
@@ -264,14 +263,15 @@ def ensure_shapes_projector(
         sort_keys=True,
     )
     key = hashlib.sha256(blob.encode()).hexdigest()[:12]
-    final = cache_root / f"shapes-projector-{key}"
-    if (final / DONE_MARKER).is_file() and (final / EVAL_FILE).is_file():
-        return final, json.loads((final / EVAL_FILE).read_text())
-    building = cache_root / f".building-projector-{key}-{os.getpid()}"
-    shutil.rmtree(building, ignore_errors=True)
-    result, metrics = train_on_shapes(setup, building, cache_root / "projector-cache", config, log=log)
-    if not result.finished:  # pragma: no cover - no time limit is set here
-        raise RuntimeError("the shapes projector did not finish training")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(building, final)
-    return final, metrics
+
+    def build(building: Path) -> None:
+        result, _ = train_on_shapes(setup, building, cache_root / "projector-cache", config, log=log)
+        if not result.finished:  # pragma: no cover - no time limit is set here
+            raise RuntimeError("the shapes projector did not finish training")
+
+    final = cached_build(
+        cache_root / f"shapes-projector-{key}",
+        build,
+        done=lambda folder: (folder / DONE_MARKER).is_file() and (folder / EVAL_FILE).is_file(),
+    )
+    return final, json.loads((final / EVAL_FILE).read_text())

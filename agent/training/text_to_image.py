@@ -10,19 +10,18 @@ a prompt's colour must survive text encoder -> U-Net -> VAE decoder and be seen 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
 import os
 import random
-import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.training.cached_build import cached_build
 from agent.training.shapes_world import ShapeSpec, caption, read_captions
 
 if TYPE_CHECKING:
@@ -347,23 +346,6 @@ def train_text_to_image(
     return pipe, stats
 
 
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    """Two sessions training the same entry wait for each other rather than both training."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as handle:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            yield
-            return
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_text_to_image(
     world_dir: Path,
     config: TextToImageConfig | None = None,
@@ -374,20 +356,15 @@ def ensure_text_to_image(
     config = config or TextToImageConfig()
     root = cache_root or world_dir.parent
     key = cache_key(world_dir, config)
-    final = root / f"text-to-image-{key}"
-    if (final / DONE_MARKER).is_file():
-        return final
-    with _locked(root / f".text-to-image-{key}.lock"):
-        if (final / DONE_MARKER).is_file():
-            return final
-        building = root / f".building-t2i-{key}"
-        shutil.rmtree(building, ignore_errors=True)
+
+    def build(building: Path) -> None:
         started = time.perf_counter()
         pipe, stats = train_text_to_image(world_dir, config, log)
         pipe.save_pretrained(building)
         info = {"world": world_dir.name, "config": asdict(config), **stats}
         info["build_seconds"] = round(time.perf_counter() - started, 1)
         (building / DONE_MARKER).write_text(json.dumps(info, indent=2, sort_keys=True))
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(building, final)
-    return final
+
+    return cached_build(
+        root / f"text-to-image-{key}", build, done=lambda folder: (folder / DONE_MARKER).is_file()
+    )

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from agent.projector.signals import MODALITIES, signal_tokens
+from agent.training.cached_build import cached_build
 from agent.training.shapes_world import all_captions
 
 DONE_MARKER = "tiny-llm.json"
@@ -91,16 +90,8 @@ def ensure_tiny_llm(cache_root: Path, config: TinyLLMConfig | None = None) -> Pa
 
     config = config or TinyLLMConfig()
     blob = json.dumps({"config": asdict(config), "transformers": transformers.__version__}, sort_keys=True)
-    final = cache_root / f"tiny-llm-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
-    if (final / DONE_MARKER).is_file():
-        return final
-    cache_root.mkdir(parents=True, exist_ok=True)
-    building = cache_root / f".building-{final.name}-{os.getpid()}"
-    shutil.rmtree(building, ignore_errors=True)
-    build_tiny_llm(building, config)
-    if (final / DONE_MARKER).is_file():  # another process won the race
-        shutil.rmtree(building, ignore_errors=True)
-        return final
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(building, final)
-    return final
+    return cached_build(
+        cache_root / f"tiny-llm-{hashlib.sha256(blob.encode()).hexdigest()[:12]}",
+        lambda building: build_tiny_llm(building, config),
+        done=lambda folder: (folder / DONE_MARKER).is_file(),
+    )

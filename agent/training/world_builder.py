@@ -7,17 +7,16 @@ of the world and training configs, so changing either builds a new one.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.training.cached_build import cached_build
 from agent.training.clip_trainer import TinyClipConfig, save_clip, train_tiny_clip
 from agent.training.shapes_world import WorldConfig, caption_matches, read_captions, vocabulary, write_renders
 
@@ -136,23 +135,6 @@ def _spec(record: dict[str, object]) -> Any:
     )
 
 
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    """Two test sessions (or a test and a bench) building the same entry wait for each other."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as handle:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            yield
-            return
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_shapes_world(
     cache_root: Path | None = None,
     world: WorldConfig | None = None,
@@ -165,15 +147,8 @@ def ensure_shapes_world(
     clip = clip or TinyClipConfig()
     root = cache_root or default_cache_root()
     key = cache_key(world, clip)
-    final = root / f"shapes-world-{key}"
-    if (final / DONE_MARKER).is_file():
-        return final
-    with _locked(root / f".shapes-world-{key}.lock"):
-        if (final / DONE_MARKER).is_file():
-            return final
-        building = root / f".building-{key}"
-        shutil.rmtree(building, ignore_errors=True)
-        build_world(building, world, clip, log=log)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(building, final)
-    return final
+    return cached_build(
+        root / f"shapes-world-{key}",
+        lambda building: build_world(building, world, clip, log=log),
+        done=lambda folder: (folder / DONE_MARKER).is_file(),
+    )
