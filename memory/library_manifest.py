@@ -229,34 +229,19 @@ class LibraryManifest:
                 "DELETE FROM pending WHERE collection = ? AND hash = ?", [(collection, r.hash) for r in rows]
             )
             for bad in skipped:
-                path = bad.path
-                old = conn.execute(
-                    "SELECT hash FROM files WHERE collection = ? AND path = ?", (collection, path)
-                ).fetchone()
-                if old:
-                    # A file that was fine and is now corrupt: its old vector no longer describes it.
-                    conn.execute(
-                        "INSERT OR IGNORE INTO pending (collection, hash) VALUES (?, ?)", (collection, old[0])
-                    )
-                    conn.execute("DELETE FROM files WHERE collection = ? AND path = ?", (collection, path))
+                # A file that was fine and is now corrupt: its old vector no longer describes it.
+                _drop_file(conn, collection, bad.path)
                 conn.execute(
                     "INSERT OR REPLACE INTO skipped (collection, path, root, reason, size, mtime_ns) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (collection, path, bad.root, bad.reason, bad.size, bad.mtime_ns),
+                    (collection, bad.path, bad.root, bad.reason, bad.size, bad.mtime_ns),
                 )
 
     def forget_paths(self, collection: str, paths: Sequence[str]) -> None:
         """Files that are gone: drop their rows; their hashes become pending."""
         with self.transaction() as conn:
             for path in paths:
-                old = conn.execute(
-                    "SELECT hash FROM files WHERE collection = ? AND path = ?", (collection, path)
-                ).fetchone()
-                if old:
-                    conn.execute(
-                        "INSERT OR IGNORE INTO pending (collection, hash) VALUES (?, ?)", (collection, old[0])
-                    )
-                conn.execute("DELETE FROM files WHERE collection = ? AND path = ?", (collection, path))
+                _drop_file(conn, collection, path)
                 conn.execute("DELETE FROM skipped WHERE collection = ? AND path = ?", (collection, path))
 
     def orphaned_pending(self, collection: str) -> list[str]:
@@ -319,3 +304,13 @@ class LibraryManifest:
             "SELECT DISTINCT collection FROM files UNION SELECT collection FROM root_runs"
         )
         return sorted(row[0] for row in rows)
+
+
+def _drop_file(conn: sqlite3.Connection, collection: str, path: str) -> None:
+    """Drop a path's row; its hash becomes pending, to be re-checked against the files that remain."""
+    old = conn.execute(
+        "SELECT hash FROM files WHERE collection = ? AND path = ?", (collection, path)
+    ).fetchone()
+    if old:
+        conn.execute("INSERT OR IGNORE INTO pending (collection, hash) VALUES (?, ?)", (collection, old[0]))
+        conn.execute("DELETE FROM files WHERE collection = ? AND path = ?", (collection, path))
