@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import ModelLoadError, ModelMissingError, one_line
+from agent.model_fingerprint import digest_file
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
 CLIP_MODEL_NAME = "clip"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
-_FINGERPRINT_SAMPLE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,7 @@ def _weights_fingerprint(model_dir: Path) -> str:
     """
     digest = hashlib.sha256((model_dir / "config.json").read_bytes())
     for weights in sorted(p for p in model_dir.iterdir() if p.suffix in _WEIGHT_SUFFIXES):
-        size = weights.stat().st_size
-        digest.update(f"{weights.name}:{size}".encode())
-        with open(weights, "rb") as handle:
-            digest.update(handle.read(_FINGERPRINT_SAMPLE))
-            handle.seek(max(0, size - _FINGERPRINT_SAMPLE))
-            digest.update(handle.read(_FINGERPRINT_SAMPLE))
+        digest_file(digest, weights)
     return digest.hexdigest()[:16]
 
 

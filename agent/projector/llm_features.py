@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agent.errors import ConfigError, ModelLoadError, ToolInputError, one_line
-from agent.projector.identity import fingerprint_path, quiet_loading
+from agent.model_fingerprint import fingerprint_path
+from agent.projector.identity import quiet_loading
 from agent.projector.signals import signal_ids, with_signals
 
 if TYPE_CHECKING:

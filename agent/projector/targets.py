@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agent.errors import ModelLoadError, ToolUnavailableError, one_line
-from agent.projector.identity import fingerprint_path, quiet_loading
+from agent.model_fingerprint import fingerprint_path
+from agent.projector.identity import quiet_loading
 from agent.projector.signals import check_modality
 
 if TYPE_CHECKING:
