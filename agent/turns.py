@@ -8,14 +8,21 @@ checkpoint, without redoing the steps that completed.
 from __future__ import annotations
 
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from agent.context import AppContext
+from agent.core.disk_full import disk_full_error, is_disk_full
+from agent.core.errors import ModalgraphError, one_line
+from agent.core.settings import Settings
+from agent.llm import create_chat_model
+from agent.tts import speak_text
+from graphs.state import new_turn
 from memory.artifacts import Artifact
-from memory.sessions import open_checkpointer, thread_config
+from memory.sessions import open_checkpointer, session_turn_lock, sessions_storage_error, thread_config
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -33,7 +40,6 @@ class TurnRunner:
     def llm(self) -> BaseChatModel:
         if self._llm is not None:
             return self._llm
-        from agent.llm import create_chat_model
 
         return create_chat_model(self.app)
 
@@ -43,7 +49,7 @@ class TurnRunner:
 
     @cached_property
     def graph(self) -> Any:
-        from graphs.chat import build_chat_graph
+        from graphs.chat import build_chat_graph  # deferred: imports langgraph, langchain, pydantic-settings
 
         return build_chat_graph(self.app, self.llm, self.checkpointer)
 
@@ -71,6 +77,15 @@ class TurnRunner:
         the session stays consistent. A second Ctrl-C stops waiting.
         """
         config = self._config(session)
+        busy = {"type": "waiting", "message": f"session {session} is busy in another window, waiting…"}
+        with session_turn_lock(self.app.settings, session, on_wait=lambda: on_event(busy)):
+            if graph_input is None and self.interrupted(session) is None:
+                return dict(self.graph.get_state(config).values)  # its own process finished it meanwhile
+            return self._stream_locked(graph_input, config, session, on_event)
+
+    def _stream_locked(
+        self, graph_input: Any, config: dict[str, Any], session: str, on_event: EventFn
+    ) -> dict[str, Any]:
         self.app.cancel.clear()
         events: queue.Queue[Any] = queue.Queue()
         failures: list[BaseException] = []
@@ -102,18 +117,26 @@ class TurnRunner:
                 on_event({"type": "cancelling"})
         worker.join()
         if failures:
-            raise failures[0]
+            raise _storage_failure(failures[0], self.app.settings) from None
         return dict(self.graph.get_state(config).values)
 
     def run(
         self, session: str, request: str, attachments: list[Artifact] | None = None, on_event: EventFn = print
     ) -> dict[str, Any]:
-        from graphs.state import new_turn
-
         return self._stream(new_turn(request, attachments or []), session, on_event)
 
     def resume(self, session: str, on_event: EventFn = print) -> dict[str, Any]:
         return self._stream(None, session, on_event)
+
+
+def _storage_failure(exc: BaseException, settings: Settings) -> BaseException:
+    """What the turn's own storage raised (the checkpointer's SQLite, the file system), as one line;
+    any other exception unchanged."""
+    if isinstance(exc, sqlite3.Error):
+        return sessions_storage_error(exc, settings.sessions_db)
+    if isinstance(exc, OSError) and is_disk_full(exc, settings.data_dir):
+        return disk_full_error(settings.data_dir)
+    return exc
 
 
 def turn_json(values: dict[str, Any]) -> dict[str, Any]:
@@ -146,3 +169,26 @@ def turn_json(values: dict[str, Any]) -> dict[str, Any]:
     if values.get("plan_error"):
         out["plan_error"] = values["plan_error"]
     return out
+
+
+def speak_answer(app: AppContext, values: dict) -> dict:
+    """Read the turn's answer aloud; returns what `ask --json` shows under "speech".
+
+    Speech is an extra: a failure is reported, never raised, so the answer itself stands.
+    """
+
+    text = str((values.get("answer") or {}).get("text") or "").strip()
+    if not text:
+        return {"error": "no answer to read aloud"}
+    try:
+        spoken = speak_text(app, text, cancelled=app.cancel.is_set)
+    except ModalgraphError as exc:
+        return {"error": one_line(exc)}
+    out = spoken.output
+    return {
+        "path": spoken.artifact.path,
+        "mime": spoken.artifact.mime,
+        "engine": out.engine,
+        "voice": out.voice,
+        "seconds": round(out.seconds, 2),
+    }

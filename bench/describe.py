@@ -51,7 +51,7 @@ def sample_image(folder: Path) -> Path:
 
 
 def describe_call(app: Any, image: Path, question: str | None = None) -> Callable[[], Any]:
-    from agent.context import RunContext
+    from tools.context import RunContext
     from tools.describe_image import DescribeImageArgs, DescribeImageTool
 
     ctx = RunContext(app=app, trusted_paths=[image])
@@ -60,8 +60,8 @@ def describe_call(app: Any, image: Path, question: str | None = None) -> Callabl
 
 def bench_configured_vlm(image: Path, repeats: int) -> None:
     from agent.context import AppContext
-    from agent.errors import ModelMissingError
-    from agent.settings import load_settings
+    from agent.core.errors import ModelMissingError
+    from agent.core.settings import load_settings
 
     app = AppContext(load_settings())
     try:
@@ -78,8 +78,8 @@ def bench_tiny_llava(image: Path, work: Path, repeats: int) -> None:
     from PIL import Image
 
     from agent.context import AppContext
-    from agent.settings import load_settings
-    from agent.vlm import load_vlm, prepare_inputs
+    from agent.core.settings import load_settings
+    from agent.vision.vlm import load_vlm, prepare_inputs
     from tests.tiny_llava import build_tiny_llava
 
     model_dir = build_tiny_llava(work / "tiny-llava", max_positions=256)
@@ -108,12 +108,12 @@ def bench_tiny_llava(image: Path, work: Path, repeats: int) -> None:
 def bench_zero_shot(repeats: int) -> None:
     from PIL import Image
 
-    from agent.clip_encoder import load_clip_dir
     from agent.context import AppContext
-    from agent.settings import load_settings
+    from agent.core.settings import load_settings
     from agent.training.shapes_world import read_captions
     from agent.training.world_builder import default_cache_root, ensure_shapes_world
-    from agent.zero_shot import rank_labels
+    from agent.vision.clip_encoder import load_clip_dir
+    from agent.vision.zero_shot import rank_labels
 
     world = ensure_shapes_world(
         default_cache_root(), log=lambda m: print(f"[shapes world] {m}", file=sys.stderr)

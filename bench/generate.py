@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.settings import model_env_var
+from agent.core.settings import model_env_var
 
 GENERATORS = ("image-gen", "video-gen", "audio-gen")
 
@@ -91,9 +91,10 @@ def run_one(name: str, device: str, args: argparse.Namespace) -> list[tuple[str,
     import torch
     from diffusers import DiffusionPipeline
 
-    from agent.context import AppContext, RunContext
-    from agent.devices import resolve_dtype
-    from agent.settings import load_settings
+    from agent.context import AppContext
+    from agent.core.settings import load_settings
+    from agent.models.devices import resolve_dtype
+    from tools.context import RunContext
     from tools.generate_audio import GenerateAudioArgs, GenerateAudioTool
     from tools.generate_image import GenerateImageArgs, GenerateImageTool
     from tools.generate_video import GenerateVideoArgs, GenerateVideoTool
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from agent.tiny_pipelines import BUILDERS
+    from tests.tiny_pipelines import BUILDERS
 
     tiny_root = Path(tempfile.mkdtemp(prefix="tiny-pipelines-"))
     for name in GENERATORS:

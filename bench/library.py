@@ -119,7 +119,7 @@ def tiny_clip(out: Path) -> Path:
 
 def _app(data_dir: Path, model_dir: Path) -> Any:
     from agent.context import AppContext
-    from agent.settings import load_settings
+    from agent.core.settings import load_settings
 
     return AppContext(load_settings(data_dir=data_dir, device="cpu", models={"clip": str(model_dir)}))
 
@@ -212,7 +212,7 @@ def bench_queries(
 ) -> list[dict[str, Any]]:
     import numpy as np
 
-    from agent.settings import load_settings
+    from agent.core.settings import load_settings
     from memory.chroma_store import ChromaStore, EmbeddingModel
 
     results = []

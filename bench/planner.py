@@ -38,10 +38,10 @@ def main() -> None:
     opts = parser.parse_args()
 
     from agent.context import AppContext
+    from agent.core.settings import load_settings
     from agent.llm.llamacpp import LlamaCppChatModel
-    from agent.plan_eval import load_labelled
-    from agent.planner import Planner
-    from agent.settings import load_settings
+    from agent.planning.plan_eval import load_labelled
+    from agent.planning.planner import Planner
     from agent.turns import TurnRunner
 
     with tempfile.TemporaryDirectory() as scratch:

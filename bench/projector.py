@@ -34,10 +34,11 @@ def recognition(setup: Any, projector_dir: Path, prompts: list[str], log: Any) -
     import numpy as np
     from PIL import Image
 
-    from agent.clip_encoder import load_clip_dir
-    from agent.context import AppContext, RunContext
-    from agent.settings import load_settings
+    from agent.context import AppContext
+    from agent.core.settings import load_settings
     from agent.training.shapes_world import COLOURS, SHAPES
+    from agent.vision.clip_encoder import load_clip_dir
+    from tools.context import RunContext
     from tools.generate_image import GenerateImageArgs, GenerateImageTool
 
     app = AppContext(

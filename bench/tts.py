@@ -44,8 +44,8 @@ def main() -> int:
         os.environ["MODALGRAPH_DATA_DIR"] = tempfile.mkdtemp(prefix="bench-tts-")
 
     from agent.context import AppContext
-    from agent.errors import ModalgraphError
-    from agent.settings import load_settings
+    from agent.core.errors import ModalgraphError
+    from agent.core.settings import load_settings
     from agent.tts import ENGINE_ORDER, speak_text
 
     text = (PARAGRAPH * (opts.chars // len(PARAGRAPH) + 1))[: opts.chars]

@@ -19,14 +19,15 @@ from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-from agent.context import AppContext, RunContext
-from agent.errors import ModalgraphError, one_line
-from agent.plan import Plan, Step
-from agent.planner import Planner
-from agent.prompts import load_prompt
+from agent.context import AppContext
+from agent.core.errors import ModalgraphError, one_line
+from agent.planning.plan import Plan, Step
+from agent.planning.planner import Planner
+from agent.planning.prompts import load_prompt
 from graphs.executor import run_step
 from graphs.state import Answer, ChatState, StepResult
 from memory.artifacts import Artifact
+from tools.context import RunContext
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel

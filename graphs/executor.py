@@ -9,11 +9,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent.context import RunContext
-from agent.errors import ModalgraphError, ToolInputError, one_line
-from agent.plan import STEP_REF, STEP_REF_INLINE, Step
+from agent.core.errors import ModalgraphError, ToolInputError, one_line
+from agent.planning.plan import STEP_REF, STEP_REF_INLINE, Step
 from graphs.state import StepResult
 from tools.base import Tool
+from tools.context import RunContext
 
 
 def _reference(step_id: int, results: dict[str, StepResult]) -> StepResult:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import mimetypes
 import os
@@ -12,7 +11,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from agent.errors import StorageError
+from agent.core.disk_full import disk_full_error, is_disk_full
+from agent.core.errors import StorageError
 
 
 class Artifact(BaseModel):
@@ -43,8 +43,8 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def _storage_error(exc: OSError, target: Path) -> StorageError:
-    if exc.errno == errno.ENOSPC:
-        return StorageError(f"disk full while writing {target}; free space or set MODALGRAPH_DATA_DIR")
+    if is_disk_full(exc, target.parent):
+        return disk_full_error(target.parent)
     return StorageError(f"cannot write {target}: {exc.strerror or exc}")
 
 

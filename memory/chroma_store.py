@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agent.errors import ConfigError, StorageError
+from agent.core.errors import ConfigError, StorageError, one_line
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from agent.settings import Settings
+    from agent.core.settings import Settings
 
 COLLECTION_PREFIX = "images-"
 # A better-connected graph than Chroma's defaults (100/100/16): on 10k random 512-d unit vectors
@@ -104,11 +104,11 @@ class ChromaStore:
         except Exception as exc:  # chromadb raises many types (ValueError, ConnectError, ...) for this
             if host:
                 raise StorageError(
-                    f"cannot reach the Chroma server at {host}:{self.settings.chroma_port} ({_short(exc)}); "
+                    f"cannot reach the Chroma server at {host}:{self.settings.chroma_port} ({one_line(exc)}); "
                     "start it with `chroma run --path DIR --port PORT` or unset MODALGRAPH_CHROMA_HOST"
                 ) from None
             raise StorageError(
-                f"cannot open the image index in {self.settings.index_dir}: {_short(exc)}"
+                f"cannot open the image index in {self.settings.index_dir}: {one_line(exc)}"
             ) from None
 
     # ----------------------------------------------------------------- collections
@@ -150,7 +150,7 @@ class ChromaStore:
             except NotFoundError:
                 return None
             except Exception as exc:
-                raise StorageError(f"{self.where}: {_short(exc)}") from None
+                raise StorageError(f"{self.where}: {one_line(exc)}") from None
         check_model(collection.metadata or {}, model)
         return collection
 
@@ -226,7 +226,7 @@ class ChromaStore:
         except ModelMismatchError:
             raise
         except Exception as exc:  # chromadb's errors share no base class worth naming
-            raise StorageError(f"{self.where}: {_short(exc)}") from None
+            raise StorageError(f"{self.where}: {one_line(exc)}") from None
 
 
 def check_model(metadata: dict[str, Any], model: EmbeddingModel) -> None:
@@ -244,9 +244,3 @@ def check_model(metadata: dict[str, Any], model: EmbeddingModel) -> None:
             f"the index collection was built with different weights ({stored_id}) than the configured "
             f"CLIP model ({model.model_id}); re-run `modalgraph index`"
         )
-
-
-def _short(exc: BaseException) -> str:
-    from agent.errors import one_line
-
-    return one_line(exc)

@@ -1,6 +1,6 @@
 """The image library: index folders of photos with CLIP into Chroma, search them by text or image.
 
-`ImageIndex(app)` is built by `AppContext.image_index`. Indexing is incremental (only new or
+`ImageIndex(settings, encoders)` is built by `AppContext.image_index`, which hands it the CLIP. Indexing is incremental (only new or
 changed files are embedded, deleted ones removed), deduplicated by content hash, crash-safe (see
 `memory.library_manifest` for the invariant) and pipelined: worker threads read, hash, decode and
 preprocess the next batches while the model embeds the current one.
@@ -19,17 +19,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.errors import ModalgraphError, StorageError, ToolInputError
+from agent.core.errors import ModalgraphError, StorageError, ToolInputError
+from agent.core.file_lock import exclusive_lock
 from memory.chroma_store import ChromaStore, CollectionInfo, EmbeddingModel, ModelMismatchError
-from memory.image_files import ImageDecodeError, ImageFile, decode_image, read_and_hash, scan_folder
+from memory.image_files import (
+    ImageDecodeError,
+    ImageFile,
+    decode_image,
+    iter_chunks,
+    read_and_hash,
+    scan_folder,
+)
 from memory.library_manifest import FileRow, LibraryManifest, RootStatus, SkippedRow
 from memory.library_roots import manifest_path
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from agent.clip_encoder import ClipEncoder
-    from agent.context import AppContext
+    from agent.core.settings import Settings
+    from memory.image_encoder import EncoderSource, ImageEncoder
 
 
 @dataclass(frozen=True)
@@ -124,10 +132,10 @@ def _workers() -> int:
 class ImageIndex:
     """Index and search the user's photos. Cheap to build: nothing loads until a method needs it."""
 
-    def __init__(self, app: AppContext) -> None:
-        self.app = app
-        self.settings = app.settings
-        self.store = ChromaStore(app.settings)
+    def __init__(self, settings: Settings, encoders: EncoderSource) -> None:
+        self.settings = settings
+        self.encoders = encoders
+        self.store = ChromaStore(settings)
         self._manifest: LibraryManifest | None = None
 
     @property
@@ -143,15 +151,10 @@ class ImageIndex:
 
     def embedding_model(self) -> EmbeddingModel:
         """The configured CLIP as the collection sees it; reads files only, loads no weights."""
-        from agent.clip_encoder import clip_model_info
+        return self.encoders.embedding_model()
 
-        info = clip_model_info(self.app)
-        return EmbeddingModel(model_id=info.model_id, dim=info.dim, fingerprint=info.fingerprint)
-
-    def encoder(self) -> ClipEncoder:
-        from agent.clip_encoder import load_clip_encoder
-
-        return load_clip_encoder(self.app)
+    def encoder(self) -> ImageEncoder:
+        return self.encoders.load()
 
     # ================================================================= indexing
 
@@ -375,27 +378,12 @@ class ImageIndex:
             report.embedded += len(hashes)
         self.manifest.commit_batch(name, rows, skipped)
 
-    @contextlib.contextmanager
-    def _exclusive(self) -> Iterator[None]:
+    def _exclusive(self) -> contextlib.AbstractContextManager[None]:
         """One index run at a time per data dir: two would race on the same records."""
-        lock_path = self.settings.index_dir / "index.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: no advisory locks, accept the race
-            yield
-            return
-        with open(lock_path, "a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                raise StorageError(
-                    f"another `modalgraph index` is running on {self.settings.index_dir}; wait for it to end"
-                ) from None
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        busy = StorageError(
+            f"another `modalgraph index` is running on {self.settings.index_dir}; wait for it to end"
+        )
+        return exclusive_lock(self.settings.index_dir / "index.lock", busy)
 
     def forget(self, folder: str | Path) -> int:
         """Remove a folder (an indexed root) and its records from every model's collection."""
@@ -537,15 +525,15 @@ class _LazyEncoder:
     """The CLIP encoder, loaded by whichever thread first needs it, once."""
 
     def __init__(
-        self, load: Callable[[], ClipEncoder], report: IndexReport, on_load: Callable[[], None]
+        self, load: Callable[[], ImageEncoder], report: IndexReport, on_load: Callable[[], None]
     ) -> None:
         self._load = load
         self._report = report
         self._on_load = on_load
-        self._encoder: ClipEncoder | None = None
+        self._encoder: ImageEncoder | None = None
         self._lock = threading.Lock()
 
-    def get(self) -> ClipEncoder:
+    def get(self) -> ImageEncoder:
         if self._encoder is None:
             with self._lock:
                 if self._encoder is None:
@@ -584,9 +572,8 @@ def _prefetched(
     preprocessed pixels exist at once.
     """
     queue: deque[list[Future[_Prepared]]] = deque()
-    batches = (items[i : i + batch_size] for i in range(0, len(items), batch_size))
     try:
-        for batch in batches:
+        for batch in iter_chunks(items, batch_size):
             queue.append([pool.submit(work, item) for item in batch])
             if len(queue) > ahead:
                 yield [future.result() for future in queue.popleft()]

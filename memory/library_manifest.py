@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.errors import StorageError
+from agent.core.errors import StorageError
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -191,12 +191,6 @@ class LibraryManifest:
                 found[digest].append(path)
         return found
 
-    def hash_of(self, collection: str, path: str) -> str | None:
-        row = self._conn.execute(
-            "SELECT hash FROM files WHERE collection = ? AND path = ?", (collection, path)
-        ).fetchone()
-        return row[0] if row else None
-
     def mark_pending(self, collection: str, hashes: Iterable[str]) -> None:
         with self.transaction() as conn:
             conn.executemany(
@@ -212,12 +206,10 @@ class LibraryManifest:
         now = time.time()
         with self.transaction() as conn:
             for row in rows:
-                old = conn.execute(
-                    "SELECT hash FROM files WHERE collection = ? AND path = ?", (collection, row.path)
-                ).fetchone()
-                if old and old[0] != row.hash:
+                old = _hash_of(conn, collection, row.path)
+                if old is not None and old != row.hash:
                     conn.execute(
-                        "INSERT OR IGNORE INTO pending (collection, hash) VALUES (?, ?)", (collection, old[0])
+                        "INSERT OR IGNORE INTO pending (collection, hash) VALUES (?, ?)", (collection, old)
                     )
                 conn.execute(
                     "INSERT OR REPLACE INTO files (collection, path, root, hash, size, mtime_ns, indexed_at) "
@@ -306,11 +298,17 @@ class LibraryManifest:
         return sorted(row[0] for row in rows)
 
 
-def _drop_file(conn: sqlite3.Connection, collection: str, path: str) -> None:
-    """Drop a path's row; its hash becomes pending, to be re-checked against the files that remain."""
-    old = conn.execute(
+def _hash_of(conn: sqlite3.Connection, collection: str, path: str) -> str | None:
+    """The content hash recorded for a path, or None when the path has no row."""
+    row = conn.execute(
         "SELECT hash FROM files WHERE collection = ? AND path = ?", (collection, path)
     ).fetchone()
-    if old:
-        conn.execute("INSERT OR IGNORE INTO pending (collection, hash) VALUES (?, ?)", (collection, old[0]))
+    return row[0] if row else None
+
+
+def _drop_file(conn: sqlite3.Connection, collection: str, path: str) -> None:
+    """Drop a path's row; its hash becomes pending, to be re-checked against the files that remain."""
+    old = _hash_of(conn, collection, path)
+    if old is not None:
+        conn.execute("INSERT OR IGNORE INTO pending (collection, hash) VALUES (?, ?)", (collection, old))
         conn.execute("DELETE FROM files WHERE collection = ? AND path = ?", (collection, path))

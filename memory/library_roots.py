@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from agent.settings import Settings
+    from agent.core.settings import Settings
 
 MANIFEST_NAME = "library.sqlite"
 

@@ -6,17 +6,22 @@ process (the web page, `sessions list`) read while a chat is running.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.errors import ConfigError, StorageError
+from agent.core.disk_full import disk_full_error, is_disk_full
+from agent.core.errors import ConfigError, StorageError
+from agent.core.file_lock import exclusive_lock
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.sqlite import SqliteSaver
 
-    from agent.settings import Settings
+    from agent.core.settings import Settings
 
 SESSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DEFAULT_SESSION = "default"
@@ -41,10 +46,22 @@ def open_checkpointer(settings: Settings) -> SqliteSaver:
         saver = SqliteSaver(conn)
         saver.setup()
     except sqlite3.DatabaseError as exc:
-        raise StorageError(
-            f"cannot open the sessions database {settings.sessions_db}: {exc}; move it aside to start afresh"
-        ) from None
+        raise sessions_storage_error(exc, settings.sessions_db) from None
     return saver
+
+
+def sessions_storage_error(exc: sqlite3.Error, db: Path) -> StorageError:
+    """One line for a failure of the sessions database, with advice that loses nothing.
+
+    Only a file that is not a database (or is malformed) is worth moving aside; a full disk or an
+    I/O error says so, since moving a healthy database aside would hide every session in it.
+    """
+    if is_disk_full(exc, db):
+        return disk_full_error(db.parent)
+    text = str(exc)
+    if "not a database" in text or "malformed" in text:
+        return StorageError(f"the sessions database {db} is damaged ({text}); move it aside to start afresh")
+    return StorageError(f"cannot use the sessions database {db}: {text}")
 
 
 @dataclass
@@ -123,3 +140,18 @@ def rename_session(saver: SqliteSaver, old: str, new: str) -> None:
     with saver.lock, conn:
         conn.execute("UPDATE checkpoints SET thread_id = ? WHERE thread_id = ?", (new, old))
         conn.execute("UPDATE writes SET thread_id = ? WHERE thread_id = ?", (new, old))
+
+
+def session_turn_lock(
+    settings: Settings, name: str, on_wait: Callable[[], None] | None = None
+) -> contextlib.AbstractContextManager[None]:
+    """One turn at a time in a session, across processes (the CLI and the web page share sessions).
+
+    Without it a second process took the first one's running turn for an interrupted one and
+    finished it with its own LLM, losing a turn. The SQLite backend holds an advisory file lock
+    beside the database for the length of the turn; the OS releases it if the holder is killed,
+    so a crashed turn is still found and resumed. A server backend (Postgres) would hold
+    `pg_advisory_lock` on the session's key for the same span: callers see only this function.
+    """
+    lock = settings.sessions_db.parent / "session-locks" / f"{check_session_name(name)}.lock"
+    return exclusive_lock(lock, on_wait=on_wait)

@@ -14,9 +14,9 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 def _find_real_planner() -> Path | None:
     """The planner GGUF from the user's own data dir (read before each test isolates the env)."""
-    from agent.catalogue import Catalogue
-    from agent.errors import ModalgraphError
-    from agent.settings import load_settings
+    from agent.core.errors import ModalgraphError
+    from agent.core.settings import load_settings
+    from agent.models.catalogue import Catalogue
 
     try:
         return Catalogue.load(load_settings()).resolve("planner")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from agent.context import AppContext
-from agent.settings import load_settings
+from agent.core.settings import load_settings
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import Field
 
-from agent.context import RunContext
-from agent.errors import ModelMissingError
+from agent.core.errors import ModelMissingError
 from tools.base import Tool, ToolArgs, ToolResult
+from tools.context import RunContext
 
 CALLS: list[tuple[str, dict[str, Any], float, float]] = []
 CALLS_LOCK = threading.Lock()

@@ -12,15 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from agent.context import AppContext, RunContext
-from agent.settings import load_settings
+from agent.context import AppContext
+from agent.core.settings import load_settings
+from tools.context import RunContext
 
 
 def _tiny_models_root() -> Path:
     import diffusers
     import transformers
 
-    import agent.tiny_pipelines as builders
+    import tests.tiny_pipelines as builders
     from agent.training.world_builder import default_cache_root
 
     source = Path(builders.__file__).read_bytes()
@@ -31,8 +32,8 @@ def _tiny_models_root() -> Path:
 @pytest.fixture(scope="session")
 def tiny_models() -> dict[str, Path]:
     """catalogue name -> folder of a tiny pipeline (image-gen, video-gen, video-upscale, audio-gen)."""
-    from agent.tiny_pipelines import BUILDERS, build_all
-    from agent.training.cached_build import cached_build
+    from agent.core.cached_build import cached_build
+    from tests.tiny_pipelines import BUILDERS, build_all
 
     root = cached_build(
         _tiny_models_root(),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.context import AppContext
-from agent.settings import load_settings
+from agent.core.settings import load_settings
 
 CAPTIONS = [
     "a red circle",

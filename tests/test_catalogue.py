@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from agent import model_sources
-from agent.catalogue import Catalogue, default_catalogue_path
-from agent.errors import ConfigError, ModelLoadError, ModelMissingError, StorageError
-from agent.settings import load_settings
+from agent.core.errors import ConfigError, ModelLoadError, ModelMissingError, StorageError
+from agent.core.settings import load_settings
+from agent.models import sources as model_sources
+from agent.models.catalogue import Catalogue, default_catalogue_path
 
 GGUF = b"GGUF" + bytes(range(256)) * 40  # a small stand-in with the right magic
 PARTS = [GGUF[:4000], GGUF[4000:8000], GGUF[8000:]]
@@ -685,7 +685,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 def test_cli_models_list_shows_present_and_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from agent.cli import app
+    from agent.cli.main import app
 
     settings = load_settings()
     planner = Catalogue.load(settings).entry("planner")
@@ -728,6 +728,6 @@ def test_cli_pull_several_reports_each(monkeypatch: pytest.MonkeyPatch, tmp_path
 
 def test_help_stays_light() -> None:
     heavy = "('torch', 'huggingface_hub', 'transformers')"
-    code = f"import sys, agent.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
+    code = f"import sys, agent.cli.main; print(sorted(m for m in {heavy} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr

@@ -190,7 +190,7 @@ def test_help_is_fast_and_imports_nothing_heavy() -> None:
     import subprocess
 
     code = (
-        "import sys, time; t = time.perf_counter(); import agent.cli; "
+        "import sys, time; t = time.perf_counter(); import agent.cli.main; "
         "heavy = [m for m in ('torch', 'transformers', 'langgraph', 'langchain_core', 'chromadb', 'llama_cpp', "
         "'diffusers') if m in sys.modules]; print(heavy, time.perf_counter() - t)"
     )

@@ -12,16 +12,17 @@ from typing import Any, ClassVar
 import pytest
 from PIL import Image
 
-from agent.context import AppContext, RunContext
-from agent.errors import ConfigError, ModelMissingError
+from agent.context import AppContext
+from agent.core.errors import ConfigError, ModelMissingError
+from agent.core.settings import load_settings
 from agent.llm.scripted import ScriptedChatModel
-from agent.plan import Step
-from agent.settings import load_settings
+from agent.planning.plan import Step
 from agent.turns import TurnRunner, turn_json
 from graphs.executor import run_step
 from memory.artifacts import Artifact
 from tests.test_sessions import ROOT, cli_env
 from tests.tiny_llava import IMAGE_TOKEN, build_tiny_llava
+from tools.context import RunContext
 from tools.describe_image import DescribeImageArgs, DescribeImageTool
 
 MAX_POSITIONS = 128
@@ -86,7 +87,7 @@ def _image_token_id(vlm: Any) -> int:
 def test_prompt_uses_the_chat_template_with_one_image_of_the_right_size(
     tiny_llava: Path, red_image: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent.vlm import load_vlm, prepare_inputs
+    from agent.vision.vlm import load_vlm, prepare_inputs
 
     vlm = load_vlm(vlm_app(monkeypatch, tiny_llava), tiny_llava)
     inputs, used, truncated, new_tokens = prepare_inputs(vlm, Image.open(red_image), "What is red?", 32)
@@ -101,7 +102,7 @@ def test_prompt_uses_the_chat_template_with_one_image_of_the_right_size(
 def test_a_processor_without_a_template_gets_the_llava_15_prompt(
     tiny_llava_plain: Path, red_image: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent.vlm import load_vlm, prepare_inputs
+    from agent.vision.vlm import load_vlm, prepare_inputs
 
     vlm = load_vlm(vlm_app(monkeypatch, tiny_llava_plain), tiny_llava_plain)
     inputs, *_ = prepare_inputs(vlm, Image.open(red_image), "", 16)
@@ -114,7 +115,7 @@ def test_a_processor_without_a_template_gets_the_llava_15_prompt(
 def test_a_long_question_with_image_tokens_in_it_is_cut_to_fit_the_context(
     tiny_llava: Path, red_image: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent.vlm import load_vlm, prepare_inputs
+    from agent.vision.vlm import load_vlm, prepare_inputs
 
     app = vlm_app(monkeypatch, tiny_llava, vlm_max_new_tokens=24)
     question = f"What colour {IMAGE_TOKEN} is <|im_end|> the square? " * 5000  # 225,000 characters
@@ -135,7 +136,7 @@ def test_a_long_question_with_image_tokens_in_it_is_cut_to_fit_the_context(
 def test_a_context_too_small_for_the_image_is_a_clear_error(
     tmp_path: Path, red_image: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent.errors import ToolUnavailableError
+    from agent.core.errors import ToolUnavailableError
 
     model = build_tiny_llava(tmp_path / "short", max_positions=40)
     app = vlm_app(monkeypatch, model)
@@ -146,7 +147,7 @@ def test_a_context_too_small_for_the_image_is_a_clear_error(
 def test_a_vlm_folder_without_a_model_is_a_load_error(
     tmp_path: Path, red_image: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent.errors import ModelLoadError
+    from agent.core.errors import ModelLoadError
 
     (tmp_path / "empty").mkdir()
     app = vlm_app(monkeypatch, tmp_path / "empty")
@@ -245,7 +246,7 @@ def test_a_gguf_vlm_needs_its_mmproj_and_the_handler_is_a_setting(
 def test_a_gguf_that_is_not_one_is_a_load_error(
     tmp_path: Path, red_image: Path, monkeypatch: pytest.MonkeyPatch, fake_llama: type[FakeLlama]
 ) -> None:
-    from agent.errors import ModelLoadError
+    from agent.core.errors import ModelLoadError
 
     model = tmp_path / "broken.gguf"
     model.write_bytes(b"<html>not found</html>")
@@ -355,8 +356,8 @@ def test_chat_attach_then_ask_and_a_text_attachment_fails_clearly(
 def test_zero_shot_names_the_right_colour_and_shape_well_above_chance(
     shapes_clip_dir: Path, shapes_records: list[dict[str, Any]]
 ) -> None:
-    from agent.clip_encoder import load_clip_dir
-    from agent.zero_shot import label_vectors, rank_labels
+    from agent.vision.clip_encoder import load_clip_dir
+    from agent.vision.zero_shot import label_vectors, rank_labels
 
     encoder = load_clip_dir(shapes_clip_dir)
     labels, _ = label_vectors(encoder)

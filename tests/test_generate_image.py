@@ -13,9 +13,9 @@ from PIL import Image
 from pydantic import ValidationError
 
 from agent.context import AppContext
-from agent.errors import ModelMissingError, ToolUnavailableError
-from agent.pipelines import GenerationCancelledError
-from agent.samplers import SCHEDULER_CLASSES
+from agent.core.errors import ModelMissingError, ToolUnavailableError
+from agent.generation.pipelines import GenerationCancelledError
+from agent.generation.samplers import SCHEDULER_CLASSES
 from tests.generation_fixtures import run_ctx
 from tools.generate_image import GenerateImageArgs, GenerateImageTool
 
@@ -102,7 +102,9 @@ def test_cancel_stops_between_steps(gen_app: AppContext) -> None:
 
 
 def test_missing_weights_is_one_line_naming_the_pull(isolated_env: Path) -> None:
-    app = AppContext(__import__("agent.settings", fromlist=["x"]).load_settings(profile="cpu", device="cpu"))
+    app = AppContext(
+        __import__("agent.core.settings", fromlist=["x"]).load_settings(profile="cpu", device="cpu")
+    )
     ctx, _ = run_ctx(app)
     with pytest.raises(ModelMissingError) as info:
         GenerateImageTool().run(GenerateImageArgs(prompt="a lighthouse at dusk"), ctx)
@@ -136,11 +138,11 @@ def test_projector_conditioning_is_refused_until_trained(gen_app: AppContext) ->
 def test_bad_arguments_are_refused_before_any_model_loads(
     gen_app: AppContext, monkeypatch: pytest.MonkeyPatch, bad: dict[str, Any]
 ) -> None:
-    from agent.plan import Step
+    from agent.planning.plan import Step
     from graphs.executor import run_step
 
     loads: list[str] = []
-    monkeypatch.setattr("agent.pipelines.load_pipeline", lambda *a, **k: loads.append("loaded"))
+    monkeypatch.setattr("agent.generation.pipelines.load_pipeline", lambda *a, **k: loads.append("loaded"))
     with pytest.raises(ValidationError):
         GenerateImageArgs(prompt="x", **bad)
     ctx, _ = run_ctx(gen_app)
@@ -157,8 +159,8 @@ def test_safety_checker_setting_reaches_the_loader(
     """A model that ships a safety checker keeps it by default; safety_checker=false drops it."""
     from diffusers import DiffusionPipeline
 
-    from agent.pipelines import DevicePolicy, load_pipeline
-    from agent.settings import load_settings
+    from agent.core.settings import load_settings
+    from agent.generation.pipelines import DevicePolicy, load_pipeline
 
     folder = tmp_path / "sd-with-checker"
     shutil.copytree(tiny_models["image-gen"], folder)

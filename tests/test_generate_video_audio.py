@@ -12,8 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 from agent.context import AppContext
-from agent.errors import ModelMissingError
-from agent.settings import load_settings
+from agent.core.errors import ModelMissingError
+from agent.core.settings import load_settings
 from tests.generation_fixtures import run_ctx
 from tools.generate_audio import GenerateAudioArgs, GenerateAudioTool
 from tools.generate_video import GenerateVideoArgs, GenerateVideoTool, upscaled_size

@@ -12,10 +12,16 @@ import torch
 from PIL import Image
 
 from agent.context import AppContext
-from agent.model_cache import ModelCache
-from agent.pipelines import DevicePolicy, GeneratorOutOfMemoryError, Placement, choose_placement, oom_message
-from agent.samplers import SCHEDULER_CLASSES, make_scheduler, sampler_name
-from agent.settings import load_settings
+from agent.core.settings import load_settings
+from agent.generation.pipelines import (
+    DevicePolicy,
+    GeneratorOutOfMemoryError,
+    Placement,
+    choose_placement,
+    oom_message,
+)
+from agent.generation.samplers import SCHEDULER_CLASSES, make_scheduler, sampler_name
+from agent.models.cache import ModelCache
 from tests.generation_fixtures import run_ctx
 from tools.generate_audio import GenerateAudioArgs, GenerateAudioTool
 from tools.generate_image import GenerateImageArgs, GenerateImageTool

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from agent.context import AppContext
+from agent.core.settings import load_settings
 from agent.llm.scripted import ScriptedChatModel
-from agent.settings import load_settings
 from agent.turns import TurnRunner, turn_json
 from tests import fake_tools
 from tools.registry import ToolRegistry
@@ -196,7 +196,7 @@ def test_cancel_stops_new_steps_and_leaves_a_clean_session(app: AppContext) -> N
 
 
 def test_backend_failure_in_the_worker_reaches_the_caller(app: AppContext) -> None:
-    from agent.errors import BackendError
+    from agent.core.errors import BackendError
 
     with pytest.raises(BackendError, match="server down"):
         run_turn(app, [{"raise": "server down"}])

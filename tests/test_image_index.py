@@ -17,12 +17,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agent.context import AppContext, RunContext
-from agent.errors import StorageError, ToolInputError
-from agent.settings import load_settings
+from agent.context import AppContext
+from agent.core.errors import StorageError, ToolInputError
+from agent.core.settings import load_settings
 from memory.chroma_store import ChromaStore, EmbeddingModel, ModelMismatchError, check_model
 from memory.image_files import ImageDecodeError, decode_image, scan_folder
 from memory.library_roots import load_library_roots, manifest_path
+from tools.context import RunContext
 
 ROOT = Path(__file__).resolve().parents[1]
 

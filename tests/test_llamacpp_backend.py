@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from agent.plan import plan_json_schema
+from agent.planning.plan import plan_json_schema
 from tools.registry import ToolRegistry
 
 pytestmark = [pytest.mark.real_llm, pytest.mark.slow]
@@ -34,7 +34,7 @@ def test_stream_and_schema_constrained_plan(real_planner: Path) -> None:
 
 def test_saved_prompt_state_gives_the_same_plan_in_a_new_model(real_planner: Path, tmp_path: Path) -> None:
     from agent.llm.llamacpp import LlamaCppChatModel
-    from agent.planner import Planner
+    from agent.planning.planner import Planner
 
     tools = ToolRegistry.default().available()
     state_dir = str(tmp_path / "state")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from agent.plan import NO_TOOL, PlanError, extract_json, parse_plan, plan_json_schema
+from agent.planning.plan import NO_TOOL, PlanError, extract_json, parse_plan, plan_json_schema
 from tools.registry import ToolRegistry
 
 TOOLS = ToolRegistry.default().available()

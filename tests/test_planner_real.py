@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from agent.context import AppContext
-from agent.plan_eval import load_labelled, score_all
-from agent.planner import Planner
-from agent.settings import load_settings
+from agent.core.settings import load_settings
+from agent.planning.plan_eval import load_labelled, score_all
+from agent.planning.planner import Planner
 from agent.turns import TurnRunner, turn_json
 
 pytestmark = [pytest.mark.real_llm, pytest.mark.slow]

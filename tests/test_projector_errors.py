@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from agent.context import AppContext
-from agent.errors import ConfigError, ModelLoadError, ToolUnavailableError
+from agent.core.errors import ConfigError, ModelLoadError, ToolUnavailableError
+from agent.core.settings import load_settings
 from agent.projector.files import CONFIG, WEIGHTS, load_projector
-from agent.settings import load_settings
 from tests.generation_fixtures import run_ctx
 from tests.test_cli import one_clear_line
 from tests.test_sessions import ROOT, modalgraph

@@ -78,7 +78,7 @@ def test_images_drawn_through_the_projector_show_the_asked_colour(
     projector_app: AppContext, shapes_clip_dir: Path
 ) -> None:
     """The shapes CLIP names the colour of "a {colour} circle" about as often either way."""
-    from agent.clip_encoder import load_clip_dir
+    from agent.vision.clip_encoder import load_clip_dir
 
     encoder = load_clip_dir(shapes_clip_dir)
     pairs = [(colour, shape) for colour in COLOURS for shape in SHAPES]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from agent.errors import ConfigError
+from agent.core.errors import ConfigError
 from agent.projector.evaluate import conditioning_metrics
 from agent.projector.llm_features import SpanFeatures, collate
 from agent.projector.model import PROJECTOR_TYPES, OutputProjector, ProjectorConfig, build_output_projector

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from agent.context import AppContext
+from agent.core.settings import load_settings
 from agent.projector.llm_features import llm_identity, open_feature_llm, span_features
 from agent.projector.signals import with_signals
-from agent.settings import load_settings
 
 pytestmark = [pytest.mark.real_llm, pytest.mark.slow]
 

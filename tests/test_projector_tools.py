@@ -23,7 +23,7 @@ def app(
     monkeypatch.setenv("MODALGRAPH_PROJECTOR_LLM", str(tiny_llm))
     for modality, folder in tiny_projectors.items():
         monkeypatch.setenv(f"MODALGRAPH_PROJECTOR_{modality.upper()}", str(folder))
-    from agent.settings import load_settings
+    from agent.core.settings import load_settings
 
     gen_app.settings = load_settings()
     return gen_app

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from agent.errors import ConfigError
+from agent.core.errors import ConfigError
 from agent.projector.files import CONFIG, WEIGHTS, load_projector
 from agent.projector.llm_features import identity_for_path, open_feature_llm, span_features
 from agent.projector.model import OutputProjector

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from agent.context import AppContext, RunContext
-from agent.errors import ToolInputError
+from agent.context import AppContext
+from agent.core.errors import ToolInputError
+from tools.context import RunContext
 from tools.search_images import SearchImagesArgs, SearchImagesTool
 
 
@@ -19,7 +20,7 @@ def run_cli(
     args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> tuple[int, str, str]:
     """Run `modalgraph ARGS` in-process through the real entry point; returns (exit code, out, err)."""
-    from agent.cli import main
+    from agent.cli.main import main
 
     monkeypatch.setattr(sys, "argv", ["modalgraph", *args])
     code = 0

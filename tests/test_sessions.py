@@ -137,8 +137,8 @@ def test_ctrl_c_cancels_the_turn_promptly_and_keeps_the_session(tmp_path: Path) 
 
 def _runner(tmp_path: Path, replies: list) -> tuple:
     from agent.context import AppContext
+    from agent.core.settings import load_settings
     from agent.llm.scripted import ScriptedChatModel
-    from agent.settings import load_settings
     from agent.turns import TurnRunner
     from tools.registry import ToolRegistry
 
@@ -150,7 +150,7 @@ def _runner(tmp_path: Path, replies: list) -> tuple:
 def test_rename_keeps_the_history_and_an_unfinished_turn(tmp_path: Path) -> None:
     import pytest
 
-    from agent.errors import BackendError, ConfigError
+    from agent.core.errors import BackendError, ConfigError
     from memory.sessions import rename_session, session_info, session_names
 
     marker = str(tmp_path / "m")

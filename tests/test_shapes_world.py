@@ -89,7 +89,7 @@ def test_tiny_clip_learned_the_world_on_held_out_renders(shapes_world: Path) -> 
 
 
 def test_clip_loads_through_the_catalogue_override(library_app, shapes_clip_dir: Path) -> None:
-    from agent.clip_encoder import clip_model_info, load_clip_encoder
+    from agent.vision.clip_encoder import clip_model_info, load_clip_encoder
 
     info = clip_model_info(library_app)
     assert info.model_dir == shapes_clip_dir

@@ -16,15 +16,16 @@ from typing import Any, ClassVar
 
 import pytest
 
-from agent.context import AppContext, RunContext
-from agent.errors import ModalgraphError, ToolInputError, ToolUnavailableError
-from agent.plan import Step
-from agent.settings import load_settings
+from agent.context import AppContext
+from agent.core.errors import ModalgraphError, ToolInputError, ToolUnavailableError
+from agent.core.settings import load_settings
+from agent.planning.plan import Step
 from agent.tts import speak_text
 from agent.tts.espeak import espeak_binary
 from agent.tts.text_chunks import speech_chunks
 from graphs.executor import run_step
 from tests.test_sessions import cli_env, modalgraph
+from tools.context import RunContext
 from tools.speak import SpeakArgs, SpeakTool
 
 SENTENCE = "The quick brown fox jumps over the lazy dog, and then it takes a short nap."

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from agent.context import AppContext
-from agent.settings import load_settings
+from agent.core.settings import load_settings
 from agent.training.shapes_world import COLOURS, SHAPES
 from tests.generation_fixtures import run_ctx
 from tools.generate_image import GenerateImageArgs, GenerateImageTool
@@ -60,7 +60,7 @@ def colour_predictions(app: AppContext, clip_dir: Path) -> dict[str, list[str]]:
 
     Zero-shot over every "a {colour} {shape}" caption, so a wrongly drawn shape does not bias the colour.
     """
-    from agent.clip_encoder import load_clip_dir
+    from agent.vision.clip_encoder import load_clip_dir
 
     encoder = load_clip_dir(clip_dir)
     pairs = [(colour, shape) for colour in COLOURS for shape in SHAPES]

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from agent.context import AppContext, RunContext
-from agent.errors import ToolInputError
-from agent.plan import Step
-from agent.settings import load_settings
+from agent.context import AppContext
+from agent.core.errors import ToolInputError
+from agent.core.settings import load_settings
+from agent.planning.plan import Step
 from graphs.executor import run_step
+from tools.context import RunContext
 from tools.paths import resolve_tool_path
 from tools.registry import ToolRegistry
 

@@ -15,9 +15,9 @@ import pytest
 from PIL import Image
 
 from agent.context import AppContext
-from agent.errors import ConfigError, ModalgraphError
+from agent.core.errors import ConfigError, ModalgraphError
+from agent.core.settings import load_settings
 from agent.llm.scripted import ScriptedChatModel
-from agent.settings import load_settings
 from agent.turns import TurnRunner
 from agent.web.chat_stream import TurnMessages, chat_turn, file_message, history_messages, run_streamed
 from agent.web.serving import ServedFiles, check_host, file_route_target, is_loopback

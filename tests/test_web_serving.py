@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 
 from agent.context import AppContext
+from agent.core.settings import load_settings
 from agent.llm.scripted import ScriptedChatModel
-from agent.settings import load_settings
 from agent.turns import TurnRunner
 from memory.library_manifest import LibraryManifest
 from memory.library_roots import manifest_path

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from memory.artifacts import Artifact
 
 if TYPE_CHECKING:
-    from agent.context import RunContext
+    from tools.context import RunContext
 
 # A step argument that names an earlier step's output, e.g. "<step-2>".
 STEP_REF_PATTERN = r"^<step-(\d+)>$"

@@ -8,13 +8,19 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from agent.errors import ModelMissingError, ToolInputError
+from agent.core.errors import ModelMissingError, ToolInputError
+from agent.core.text import shorten
+from agent.vision.clip_encoder import load_clip_encoder
+from agent.vision.vlm import describe
+from agent.vision.zero_shot import label_guess_text, rank_labels
+from memory.artifacts import guess_mime
+from memory.image_files import ImageDecodeError, decode_image
 from tools.base import Tool, ToolArgs, ToolResult
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from agent.context import RunContext
+    from tools.context import RunContext
 
 # Bigger files are not photos anyone means to describe, and reading them would cost the memory.
 MAX_IMAGE_BYTES = 256 * 2**20
@@ -32,8 +38,6 @@ class DescribeImageArgs(ToolArgs):
 
 def open_image(path: Path) -> Image.Image:
     """The image at `path` as upright RGB, or a ToolInputError saying why the file is not one."""
-    from memory.artifacts import guess_mime
-    from memory.image_files import ImageDecodeError, decode_image
 
     mime = guess_mime(path)
     if mime.split("/", 1)[0] in _NOT_IMAGE_KINDS:
@@ -51,11 +55,6 @@ def open_image(path: Path) -> Image.Image:
         raise ToolInputError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _short(text: str, limit: int = 80) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 class DescribeImageTool(Tool):
     name = "describe_image"
     description = (
@@ -69,7 +68,6 @@ class DescribeImageTool(Tool):
 
     def run(self, args: ToolArgs, ctx: RunContext) -> ToolResult:
         assert isinstance(args, DescribeImageArgs)
-        from agent.vlm import describe
 
         path = ctx.resolve_path(args.image)
         image = open_image(path)
@@ -78,7 +76,7 @@ class DescribeImageTool(Tool):
             answer = describe(ctx.app, image, args.question, cancelled=lambda: ctx.cancelled)
         except ModelMissingError as missing:
             return self._label_guess(ctx, path, image, args.question, missing)
-        what = f"Answer to {_short(args.question)!r} about {path.name}" if args.question else path.name
+        what = f"Answer to {shorten(args.question, 80)!r} about {path.name}" if args.question else path.name
         text = f"{what} ({answer.model}, {answer.backend}): {answer.text or '(the model gave no answer)'}"
         if answer.truncated:
             text += " (The question was longer than the model's context allows; only its start was used.)"
@@ -103,9 +101,6 @@ class DescribeImageTool(Tool):
         question: str | None,
         missing: ModelMissingError,
     ) -> ToolResult:
-        from agent.clip_encoder import load_clip_encoder
-        from agent.zero_shot import label_guess_text, rank_labels
-
         try:
             encoder = load_clip_encoder(ctx.app)
         except ModelMissingError:

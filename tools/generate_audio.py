@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from agent.pipelines import DevicePolicy
+from agent.generation.pipelines import (
+    DevicePolicy,
+    choose_placement,
+    denoise,
+    load_pipeline,
+    seeded_generator,
+)
+from agent.generation.samplers import sampler_name
 from tools.base import Tool, ToolArgs, ToolResult
 from tools.generation_args import (
     GenerationArgs,
@@ -17,7 +24,7 @@ from tools.generation_args import (
 )
 
 if TYPE_CHECKING:
-    from agent.context import RunContext
+    from tools.context import RunContext
 
 DEFAULT_STEPS = 25
 
@@ -35,9 +42,7 @@ class GenerateAudioTool(Tool):
     policy: ClassVar[DevicePolicy] = DevicePolicy(attention_slicing=False)
 
     def run(self, args: ToolArgs, ctx: RunContext) -> ToolResult:
-        from agent.pipelines import choose_placement, denoise, load_pipeline, seeded_generator
-        from agent.samplers import sampler_name
-        from tools.media_encoding import wav_bytes
+        from tools.media_encoding import wav_bytes  # deferred: imports numpy
 
         assert isinstance(args, GenerateAudioArgs)
         prompt = prompt_kwargs(args, ctx, "audio", choose_placement(ctx.settings, self.policy))

@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field, model_validator
 
-from agent.pipelines import DevicePolicy
+from agent.generation.pipelines import (
+    DevicePolicy,
+    choose_placement,
+    denoise,
+    load_pipeline,
+    seeded_generator,
+)
+from agent.generation.samplers import sampler_name
 from tools.base import Tool, ToolArgs, ToolResult
 from tools.generation_args import (
     Sampler,
@@ -19,7 +26,7 @@ from tools.generation_args import (
 )
 
 if TYPE_CHECKING:
-    from agent.context import RunContext
+    from tools.context import RunContext
 
 # Distilled (turbo) models are trained for a few steps without classifier-free guidance.
 TURBO_STEPS, TURBO_GUIDANCE = 4, 0.0
@@ -43,9 +50,7 @@ class GenerateImageTool(Tool):
     policy: ClassVar[DevicePolicy] = DevicePolicy()
 
     def run(self, args: ToolArgs, ctx: RunContext) -> ToolResult:
-        from agent.pipelines import choose_placement, denoise, load_pipeline, seeded_generator
-        from agent.samplers import sampler_name
-        from tools.media_encoding import png_bytes
+        from tools.media_encoding import png_bytes  # deferred: imports numpy
 
         assert isinstance(args, GenerateImageArgs)
         prompt = prompt_kwargs(args, ctx, "image", choose_placement(ctx.settings, self.policy))

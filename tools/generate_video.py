@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from agent.pipelines import DevicePolicy
+from agent.generation.pipelines import (
+    DevicePolicy,
+    choose_placement,
+    denoise,
+    load_pipeline,
+    seeded_generator,
+)
+from agent.generation.samplers import sampler_name
 from tools.base import Tool, ToolArgs, ToolResult
 from tools.generation_args import (
     SizedGenerationArgs,
@@ -18,7 +25,7 @@ from tools.generation_args import (
 )
 
 if TYPE_CHECKING:
-    from agent.context import RunContext
+    from tools.context import RunContext
 
 DEFAULT_STEPS = 25
 # zeroscope_v2_XL's recipe: resize the 576x320 draft to 1024x576, then denoise it part of the way.
@@ -45,9 +52,7 @@ class GenerateVideoTool(Tool):
     policy: ClassVar[DevicePolicy] = DevicePolicy()
 
     def run(self, args: ToolArgs, ctx: RunContext) -> ToolResult:
-        from agent.pipelines import choose_placement, denoise, load_pipeline, seeded_generator
-        from agent.samplers import sampler_name
-        from tools.media_encoding import video_bytes
+        from tools.media_encoding import video_bytes  # deferred: imports numpy
 
         assert isinstance(args, GenerateVideoArgs)
         # Resolve both models first: a missing upscaler is reported before minutes of drafting.
@@ -102,8 +107,7 @@ class GenerateVideoTool(Tool):
     def _upscale(self, frames: Any, args: GenerateVideoArgs, seed: int, steps: int, ctx: RunContext) -> Any:
         from PIL import Image
 
-        from agent.pipelines import denoise, load_pipeline, seeded_generator
-        from tools.media_encoding import to_uint8
+        from tools.media_encoding import to_uint8  # deferred: imports numpy
 
         # The draft model can be evicted here if the budget cannot hold both. The upscaler reads the
         # prompt as text even under conditioning=projector: its text encoder is not the one trained for.

@@ -9,8 +9,8 @@ from pydantic import Field, field_validator
 from tools.base import ToolArgs
 
 if TYPE_CHECKING:
-    from agent.context import RunContext
-    from agent.pipelines import Placement
+    from agent.generation.pipelines import Placement
+    from tools.context import RunContext
 
 SAMPLERS = ("ddim", "euler", "euler_a", "dpm++", "lcm", "pndm")
 Sampler = Literal["ddim", "euler", "euler_a", "dpm++", "lcm", "pndm"]
@@ -48,7 +48,7 @@ def prompt_kwargs(
     """
     if args.conditioning == "text":
         return {"prompt": args.prompt}
-    from agent.projector.conditioning import projector_prompt_embeds
+    from agent.projector.conditioning import projector_prompt_embeds  # deferred: imports torch, langchain
 
     ctx.progress("reading the request through the LLM and the output projector", None)
     embeds = projector_prompt_embeds(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from agent.errors import ToolInputError
+from agent.core.errors import ToolInputError
 
 
 def _inside(path: Path, roots: Iterable[Path]) -> bool:

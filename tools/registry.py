@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 
-from agent.errors import ConfigError
+from agent.core.errors import ConfigError
 from tools.base import Tool
 
 # Public names: users see them in plans.

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, model_validator
 
-from agent.errors import ToolInputError
+from agent.core.errors import ToolInputError
 from memory.artifacts import Artifact, guess_mime
 from tools.base import STEP_REF_PATTERN, Tool, ToolArgs, ToolResult
 
 if TYPE_CHECKING:
-    from agent.context import RunContext
+    from tools.context import RunContext
 
 
 class SearchImagesArgs(ToolArgs):

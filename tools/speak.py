@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
+from agent.tts import speak_text
 from tools.base import Tool, ToolArgs, ToolResult
 
 if TYPE_CHECKING:
-    from agent.context import RunContext
+    from tools.context import RunContext
 
 
 class SpeakArgs(ToolArgs):
@@ -28,7 +29,6 @@ class SpeakTool(Tool):
 
     def run(self, args: ToolArgs, ctx: RunContext) -> ToolResult:
         assert isinstance(args, SpeakArgs)
-        from agent.tts import speak_text
 
         ctx.progress(f"speaking {len(args.text):,} characters", None)
         spoken = speak_text(

@@ -5,18 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.errors import ConfigError
+from agent.core.errors import ConfigError, ModelMissingError
+from agent.llm.openai_compat import create_openai_chat_model
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
-    from agent.context import AppContext
+    from agent.models.host import ModelHost
 
 
-def _planner_path(app: AppContext) -> Path:
+def _planner_path(app: ModelHost) -> Path:
     """The planner GGUF; on first use it is fetched (with a progress bar) rather than refused."""
-    from agent.errors import ModelMissingError
-
     try:
         return app.catalogue.resolve("planner")
     except ModelMissingError:
@@ -24,10 +23,10 @@ def _planner_path(app: AppContext) -> Path:
         return app.catalogue.pull("planner", progress=True)
 
 
-def create_chat_model(app: AppContext) -> BaseChatModel:
+def create_chat_model(app: ModelHost) -> BaseChatModel:
     s = app.settings
     if s.llm_backend == "llamacpp":
-        from agent.llm.llamacpp import LlamaCppChatModel
+        from agent.llm.llamacpp import LlamaCppChatModel  # deferred: imports langchain
 
         path = _planner_path(app)
         return LlamaCppChatModel(
@@ -40,15 +39,13 @@ def create_chat_model(app: AppContext) -> BaseChatModel:
             state_cache_dir=str(s.data_dir / "cache" / "llama-state"),
         )
     if s.llm_backend == "openai":
-        from agent.llm.openai_compat import create_openai_chat_model
-
         return create_openai_chat_model(s)
     if s.llm_backend == "transformers":
-        from agent.llm.hf_transformers import TransformersChatModel
+        from agent.llm.hf_transformers import TransformersChatModel  # deferred: imports langchain
 
         return TransformersChatModel.from_catalogue(app)
     if s.llm_backend == "scripted":
-        from agent.llm.scripted import ScriptedChatModel
+        from agent.llm.scripted import ScriptedChatModel  # deferred: imports langchain
 
         if s.llm_script is None:
             raise ConfigError("llm_backend=scripted needs MODALGRAPH_LLM_SCRIPT=/path/to/replies.json")

@@ -16,11 +16,12 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import PrivateAttr
 
-from agent.errors import ModelLoadError
+from agent.core.errors import ModelLoadError
 from agent.llm.messages import to_role_dicts
+from agent.models.devices import resolve_dtype
 
 if TYPE_CHECKING:
-    from agent.context import AppContext
+    from agent.models.host import ModelHost
 
 JSON_PREFIX = '{"steps": ['
 
@@ -36,7 +37,7 @@ class TransformersChatModel(BaseChatModel):
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @classmethod
-    def from_catalogue(cls, app: AppContext) -> TransformersChatModel:
+    def from_catalogue(cls, app: ModelHost) -> TransformersChatModel:
         s = app.settings
         return cls(
             model_dir=str(app.catalogue.resolve("planner-hf")),
@@ -53,8 +54,6 @@ class TransformersChatModel(BaseChatModel):
     def load(self) -> tuple[Any, Any]:
         if self._model is None:
             from transformers import AutoModelForCausalLM, AutoTokenizer
-
-            from agent.devices import resolve_dtype
 
             try:
                 tokenizer = AutoTokenizer.from_pretrained(self.model_dir)

@@ -18,8 +18,20 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import PrivateAttr
 
-from agent.errors import ModelLoadError
+from agent.core.errors import ModelLoadError, one_line
 from agent.llm.messages import to_role_dicts
+
+
+def load_llama(model_path: str, hint: str, purpose: str = "", **options: Any) -> Any:
+    """A quiet `llama_cpp.Llama` over the GGUF at `model_path`; a file it cannot load raises
+    `ModelLoadError` naming the file, what it was for (`purpose`, e.g. " for projector features"),
+    the reason, and `hint` on how to fix it."""
+    from llama_cpp import Llama
+
+    try:
+        return Llama(model_path=model_path, verbose=False, **options)
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise ModelLoadError(f"cannot load GGUF {model_path}{purpose}: {one_line(exc)}; {hint}") from None
 
 
 class LlamaCppChatModel(BaseChatModel):
@@ -41,24 +53,16 @@ class LlamaCppChatModel(BaseChatModel):
     def llama(self) -> Any:
         """The llama.cpp model, loaded on first use."""
         if self._llama is None:
-            from llama_cpp import Llama
+            from agent.llm.prompt_cache import PromptStateCache  # deferred: imports llama.cpp
 
-            from agent.llm.prompt_cache import PromptStateCache
-
-            try:
-                llama = Llama(
-                    model_path=self.model_path,
-                    n_ctx=self.n_ctx,
-                    n_threads=self.n_threads or os.cpu_count() or 1,
-                    n_gpu_layers=self.n_gpu_layers,
-                    seed=self.seed,
-                    verbose=False,
-                )
-            except (ValueError, RuntimeError, OSError) as exc:
-                raise ModelLoadError(
-                    f"cannot load GGUF {self.model_path}: {exc}; re-fetch it with `modalgraph models pull "
-                    "planner` or point MODALGRAPH_MODEL_PLANNER at a valid .gguf"
-                ) from None
+            llama = load_llama(
+                self.model_path,
+                "re-fetch it with `modalgraph models pull planner` or point MODALGRAPH_MODEL_PLANNER at a valid .gguf",
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads or os.cpu_count() or 1,
+                n_gpu_layers=self.n_gpu_layers,
+                seed=self.seed,
+            )
             cache_dir = (
                 Path(self.state_cache_dir) / Path(self.model_path).stem if self.state_cache_dir else None
             )

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from agent.errors import BackendError, ConfigError
+from agent.core.errors import BackendError, ConfigError
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
     from langchain_core.messages import BaseMessage
 
-    from agent.settings import Settings
+    from agent.core.settings import Settings
 
 PLAN_MAX_TOKENS = 512
 

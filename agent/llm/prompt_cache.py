@@ -55,6 +55,7 @@ class PromptStateCache(BaseLlamaCache):
 
     @property
     def cache_size(self) -> int:
+        """Bytes of state held in RAM; abstract in `BaseLlamaCache`, so required even though unread here."""
         return sum(s.llama_state_size for s in self._ram.values())
 
     def _best(self, key: tuple[int, ...]) -> tuple[int, ...] | None:

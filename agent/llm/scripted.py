@@ -18,7 +18,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field, PrivateAttr
 
-from agent.errors import BackendError, ConfigError
+from agent.core.errors import BackendError, ConfigError
 
 
 class ScriptExhaustedError(BackendError):
@@ -46,9 +46,6 @@ class ScriptedChatModel(BaseChatModel):
     @property
     def _llm_type(self) -> str:
         return "scripted"
-
-    def enqueue(self, *replies: Any) -> None:
-        self.replies.extend(replies)
 
     def _next(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> str:
         with self._lock:

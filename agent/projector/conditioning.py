@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.errors import ConfigError
+from agent.core.errors import ConfigError
 from agent.projector.files import CONFIG, WEIGHTS, load_projector, read_info, train_command
 from agent.projector.llm_features import (
     FeatureLLM,
@@ -30,7 +30,7 @@ from agent.projector.targets import GeneratorSpec, as_prompt_embeds, current_gen
 if TYPE_CHECKING:
     import torch
 
-    from agent.context import AppContext
+    from agent.models.host import ModelHost
     from agent.projector.model import OutputProjector
 
 
@@ -48,7 +48,7 @@ class LoadedProjector:
         return {"projector": self.model}
 
 
-def current_llm(app: AppContext) -> LLMIdentity:
+def current_llm(app: ModelHost) -> LLMIdentity:
     """The feature LLM the settings select: a path, or a catalogue name (default: the planner)."""
     name = feature_llm_name(app)
     candidate = Path(name).expanduser()
@@ -83,7 +83,7 @@ def check_compatible(info: dict[str, Any], folder: Path, generator: GeneratorSpe
         )
 
 
-def load_for_generation(app: AppContext, modality: str) -> tuple[LoadedProjector, FeatureLLM, GeneratorSpec]:
+def load_for_generation(app: ModelHost, modality: str) -> tuple[LoadedProjector, FeatureLLM, GeneratorSpec]:
     """The modality's projector and feature LLM from the model cache, after the checks above."""
     check_modality(modality)
     folder = app.settings.projector_dir(modality)
@@ -114,12 +114,12 @@ def load_for_generation(app: AppContext, modality: str) -> tuple[LoadedProjector
 
 
 def projector_prompt_embeds(
-    app: AppContext, modality: str, prompt: str, dtype: torch.dtype | None = None, device: str | None = None
+    app: ModelHost, modality: str, prompt: str, dtype: torch.dtype | None = None, device: str | None = None
 ) -> torch.Tensor:
     """`prompt_embeds` for one request: (1, n_queries, d_cond), or (1, d) for AudioLDM."""
     import torch
 
-    from agent.projector.llm_features import collate
+    from agent.projector.llm_features import collate  # deferred: imports langchain
 
     loaded, llm, _generator = load_for_generation(app, modality)
     # No disk cache here: a request is read once, and the cache would fill with users' prompts.

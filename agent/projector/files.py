@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ConfigError, ModelLoadError, ToolUnavailableError, one_line
+from agent.core.errors import ConfigError, ModelLoadError, ToolUnavailableError, one_line
 from agent.projector.model import OutputProjector, ProjectorConfig
 
 WEIGHTS = "projector.safetensors"

@@ -25,15 +25,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agent.errors import ConfigError, ModelLoadError, ToolInputError, one_line
-from agent.model_fingerprint import fingerprint_path
-from agent.projector.identity import quiet_loading
+from agent.core.errors import ConfigError, ModelLoadError, ToolInputError, one_line
+from agent.core.model_fingerprint import fingerprint_path
+from agent.llm.llamacpp import load_llama
+from agent.models.devices import resolve_dtype
+from agent.models.loading_logs import quiet_transformers
 from agent.projector.signals import signal_ids, with_signals
 
 if TYPE_CHECKING:
     import torch
 
-    from agent.context import AppContext
+    from agent.models.host import ModelHost
 
 Backend = str  # "llamacpp" | "transformers"
 # Longest request + signal span, in LLM tokens; llama.cpp would silently cut a longer one.
@@ -98,23 +100,18 @@ class LlamaCppFeatures(FeatureLLM):
         if self._llama is None:
             import llama_cpp
 
-            try:
-                self._llama = llama_cpp.Llama(
-                    model_path=self.identity.path,
-                    embedding=True,
-                    pooling_type=llama_cpp.LLAMA_POOLING_TYPE_NONE,
-                    n_ctx=MAX_SPAN_TOKENS,
-                    n_batch=MAX_SPAN_TOKENS,
-                    n_ubatch=MAX_SPAN_TOKENS,
-                    n_threads=self.n_threads,
-                    n_gpu_layers=self.n_gpu_layers,
-                    verbose=False,
-                )
-            except (ValueError, RuntimeError, OSError) as exc:
-                raise ModelLoadError(
-                    f"cannot load GGUF {self.identity.path} for projector features: {one_line(exc)}; "
-                    f"re-fetch it with `modalgraph models pull {self.identity.name or 'planner'}`"
-                ) from None
+            self._llama = load_llama(
+                self.identity.path,
+                f"re-fetch it with `modalgraph models pull {self.identity.name or 'planner'}`",
+                " for projector features",
+                embedding=True,
+                pooling_type=llama_cpp.LLAMA_POOLING_TYPE_NONE,
+                n_ctx=MAX_SPAN_TOKENS,
+                n_batch=MAX_SPAN_TOKENS,
+                n_ubatch=MAX_SPAN_TOKENS,
+                n_threads=self.n_threads,
+                n_gpu_layers=self.n_gpu_layers,
+            )
         return self._llama
 
     @property
@@ -199,10 +196,8 @@ class TransformersFeatures(FeatureLLM):
         if self._model is None:
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            from agent.devices import resolve_dtype
-
             try:
-                with quiet_loading():
+                with quiet_transformers():
                     tokenizer = AutoTokenizer.from_pretrained(self.identity.path)
                     model = AutoModelForCausalLM.from_pretrained(
                         self.identity.path, dtype=resolve_dtype(self.dtype, self.device)
@@ -370,7 +365,7 @@ def collate(spans: Sequence[SpanFeatures], device: str | torch.device = "cpu") -
 # ------------------------------------------------------------------ choosing and loading the LLM
 
 
-def feature_llm_name(app: AppContext) -> str:
+def feature_llm_name(app: ModelHost) -> str:
     """The catalogue entry whose LLM gives features: the setting, else the planner of the backend."""
     explicit = app.settings.projector_llm
     if explicit:
@@ -378,7 +373,7 @@ def feature_llm_name(app: AppContext) -> str:
     return "planner-hf" if app.settings.llm_backend == "transformers" else "planner"
 
 
-def llm_identity(app: AppContext, name: str | None = None) -> LLMIdentity:
+def llm_identity(app: ModelHost, name: str | None = None) -> LLMIdentity:
     """Resolve the feature LLM on this machine (a missing one names its pull command); loads nothing."""
     name = name or feature_llm_name(app)
     entry = app.catalogue.entry(name)
@@ -397,7 +392,7 @@ def identity_for_path(path: Path, name: str = "") -> LLMIdentity:
     return LLMIdentity(backend, name, str(path.resolve()), fingerprint_path(path))
 
 
-def open_feature_llm(identity: LLMIdentity, app: AppContext | None = None) -> FeatureLLM:
+def open_feature_llm(identity: LLMIdentity, app: ModelHost | None = None) -> FeatureLLM:
     """The backend for an identity (not yet loaded: each loads on first use)."""
     settings = app.settings if app is not None else None
     if identity.backend == "llamacpp":
@@ -410,7 +405,7 @@ def open_feature_llm(identity: LLMIdentity, app: AppContext | None = None) -> Fe
     return TransformersFeatures(identity, device=device, dtype=settings.dtype if settings else "auto")
 
 
-def load_feature_llm(app: AppContext, identity: LLMIdentity) -> FeatureLLM:
+def load_feature_llm(app: ModelHost, identity: LLMIdentity) -> FeatureLLM:
     """The feature LLM through the model cache: loaded once, evicted under the memory budget."""
 
     def loader() -> FeatureLLM:

@@ -23,7 +23,7 @@ from typing import Any, Literal, get_args
 import torch
 from torch import nn
 
-from agent.errors import ConfigError
+from agent.core.errors import ConfigError
 from agent.projector.signals import SIGNAL_COUNT, check_modality
 
 ProjectorType = Literal["linear", "mlp", "transformer"]

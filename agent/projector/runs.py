@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ConfigError, one_line
+from agent.core.errors import ConfigError, one_line
 from agent.projector.llm_features import FeatureLLM, LLMIdentity, SpanFeatures, span_features
 from agent.projector.targets import GeneratorSpec, caption_targets
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from agent.errors import ConfigError
+from agent.core.errors import ConfigError
 
 MODALITIES: tuple[str, ...] = ("image", "video", "audio")
 # NExT-GPT uses 4 image, 24 video and 8 audio tokens. Every signal costs about five LLM tokens

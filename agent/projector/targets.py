@@ -23,15 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agent.errors import ModelLoadError, ToolUnavailableError, one_line
-from agent.model_fingerprint import fingerprint_path
-from agent.projector.identity import quiet_loading
+from agent.core.errors import ModelLoadError, ToolUnavailableError, one_line
+from agent.core.model_fingerprint import fingerprint_path
+from agent.models.loading_logs import quiet_transformers
 from agent.projector.signals import check_modality
 
 if TYPE_CHECKING:
     import torch
 
-    from agent.context import AppContext
+    from agent.models.host import ModelHost
 
 # The catalogue entry each modality generates with.
 GENERATOR_NAMES: dict[str, str] = {"image": "image-gen", "video": "video-gen", "audio": "audio-gen"}
@@ -106,7 +106,7 @@ def generator_spec(path: Path, modality: str, name: str = "", model_id: str = ""
     )
 
 
-def current_generator(app: AppContext, modality: str) -> GeneratorSpec:
+def current_generator(app: ModelHost, modality: str) -> GeneratorSpec:
     """The spec of the generator the tools would load now (a missing one names its pull command)."""
     name = GENERATOR_NAMES[check_modality(modality)]
     path = app.catalogue.resolve(name)
@@ -129,7 +129,7 @@ class TargetEncoder:
         if encoder_class is None:
             raise ModelLoadError(f"{path}: unknown text encoder class {class_name!r}")
         try:
-            with quiet_loading():
+            with quiet_transformers():
                 self.tokenizer = AutoTokenizer.from_pretrained(path / "tokenizer")
                 self.encoder = encoder_class.from_pretrained(path / "text_encoder").to(device).eval()
         except (OSError, ValueError) as exc:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agent.errors import ConfigError, ModelLoadError, one_line
+from agent.core.errors import ConfigError, ModelLoadError, one_line
 from agent.projector.files import save_projector
 from agent.projector.llm_features import SpanFeatures, collate
 from agent.projector.model import OutputProjector, ProjectorConfig
@@ -170,6 +170,68 @@ def _progress_bar(enabled: bool) -> Any:
     )
 
 
+@dataclass
+class _Run:
+    """The state a run carries from step to step: what a checkpoint holds, and where it goes."""
+
+    config: TrainConfig
+    model: OutputProjector
+    optimizer: torch.optim.Optimizer
+    # run_key(): a checkpoint records it so that another run's is never resumed.
+    key: str
+    checkpoint_path: Path
+    start: int = 0
+    losses: list[float] = field(default_factory=list)
+
+    def checkpoint(self, step: int) -> None:
+        _save_checkpoint(
+            self.checkpoint_path,
+            {
+                "run": self.key,
+                "step": step,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "losses": self.losses,
+            },
+        )
+
+    def resume(self, state: dict[str, Any], log: Callable[[str], None]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.start, self.losses = int(state["step"]), list(state["losses"])
+        log(f"resuming from step {self.start} of {self.config.steps} ({self.checkpoint_path})")
+
+
+@dataclass
+class _Data:
+    """The training set as tensors: LLM features padded to the longest span, targets, optional images."""
+
+    padded: dict[str, torch.Tensor]
+    lengths: torch.Tensor
+    targets: torch.Tensor
+    denoise: DenoiseSet | None
+    device: str
+
+    @classmethod
+    def prepare(
+        cls, features: Sequence[SpanFeatures], targets: np.ndarray, denoise: DenoiseSet | None, device: str
+    ) -> _Data:
+        padded = collate(features)
+        lengths = (~padded["padding_mask"]).sum(1)
+        target_tensor = torch.from_numpy(np.ascontiguousarray(targets)).float()
+        if denoise is not None:
+            denoise.unet.to(device).requires_grad_(False).eval()
+        return cls(padded, lengths, target_tensor, denoise, device)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def batch(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        # Cut to the batch's own longest span: padding past it is only wasted attention.
+        width = int(self.lengths[rows].max())
+        return {name: value[rows, :width].to(self.device) for name, value in self.padded.items()}
+
+
 def train_projector(
     features: Sequence[SpanFeatures],
     targets: np.ndarray,
@@ -189,6 +251,34 @@ def train_projector(
 
     `stop_after` ends the run after that step, as a crash would (tests use it to check resuming).
     """
+    _check_inputs(features, targets, projector)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = out_dir / CHECKPOINT
+    key = run_key(projector, config, data_key)
+    state = _load_checkpoint(checkpoint_path, key, fresh)
+    run = _start_run(projector, config, targets, device, key, checkpoint_path)
+    if state is not None:
+        run.resume(state, log)
+    data = _Data.prepare(features, targets, denoise, device)
+    step, finished, seconds = _train_steps(run, data, progress, stop_after, log)
+    run.model.eval()
+    result = TrainResult(
+        model=run.model,
+        step=step,
+        start_step=run.start,
+        finished=finished,
+        loss=float(np.mean(run.losses[-50:])) if run.losses else float("nan"),
+        seconds=seconds,
+        losses=run.losses,
+    )
+    if finished:
+        stats = _training_stats(result, config, device, len(features), denoise)
+        save_projector(out_dir, run.model, {**info, "training": stats})
+        checkpoint_path.unlink(missing_ok=True)
+    return result
+
+
+def _check_inputs(features: Sequence[SpanFeatures], targets: np.ndarray, projector: ProjectorConfig) -> None:
     if len(features) != len(targets):
         raise ValueError(f"{len(features)} feature spans but {len(targets)} targets")
     if targets.shape[1:] != (projector.n_queries, projector.d_cond):
@@ -196,11 +286,17 @@ def train_projector(
             f"targets are {targets.shape[1]}x{targets.shape[2]} but the projector makes "
             f"{projector.n_queries}x{projector.d_cond}"
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint_path = out_dir / CHECKPOINT
-    key = run_key(projector, config, data_key)
-    state = _load_checkpoint(checkpoint_path, key, fresh)
 
+
+def _start_run(
+    projector: ProjectorConfig,
+    config: TrainConfig,
+    targets: np.ndarray,
+    device: str,
+    key: str,
+    checkpoint_path: Path,
+) -> _Run:
+    """A fresh model and optimiser, seeded: the same settings always start from the same weights."""
     torch.manual_seed(config.seed)
     model = OutputProjector(projector)
     match_output_scale(model, targets)
@@ -208,97 +304,74 @@ def train_projector(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
-    start, losses = 0, []
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start, losses = int(state["step"]), list(state["losses"])
-        log(f"resuming from step {start} of {config.steps} ({checkpoint_path})")
+    return _Run(config, model, optimizer, key, checkpoint_path)
 
-    padded = collate(features)
-    lengths = (~padded["padding_mask"]).sum(1)
-    target_tensor = torch.from_numpy(np.ascontiguousarray(targets)).float()
-    if denoise is not None:
-        denoise.unet.to(device).requires_grad_(False).eval()
 
-    def batch_for(rows: torch.Tensor) -> dict[str, torch.Tensor]:
-        width = int(lengths[rows].max())
-        return {name: value[rows, :width].to(device) for name, value in padded.items()}
-
-    def checkpoint(step: int) -> None:
-        _save_checkpoint(
-            checkpoint_path,
-            {
-                "run": key,
-                "step": step,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "losses": losses,
-            },
-        )
-
+def _train_steps(
+    run: _Run, data: _Data, progress: bool, stop_after: int | None, log: Callable[[str], None]
+) -> tuple[int, bool, float]:
+    """Step from run.start until done, `stop_after` or the time limit: (step reached, finished, seconds)."""
+    config = run.config
     started = time.perf_counter()
-    step = start
-    finished = start >= config.steps
+    step = run.start
+    finished = run.start >= config.steps
     with _threads(config.threads), _progress_bar(progress) as bar:
-        task = bar.add_task("train", total=config.steps, completed=start, loss="-")
-        for step in range(start, config.steps):
-            generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-            for group in optimizer.param_groups:
-                group["lr"] = config.learning_rate * _schedule(step, config)
-            rows = torch.randint(0, len(features), (config.batch_size,), generator=generator)
-            predicted = model(**batch_for(rows))
-            loss = token_l2(predicted, target_tensor[rows].to(device))
-            if denoise is not None and config.denoise_weight > 0:
-                loss = loss + config.denoise_weight * _denoise_loss(
-                    model, denoise, batch_for, config, generator, device
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            losses.append(float(loss.detach()))
+        task = bar.add_task("train", total=config.steps, completed=run.start, loss="-")
+        for step in range(run.start, config.steps):
+            run.losses.append(_train_step(run, data, step))
             done = step + 1
-            bar.update(task, completed=done, loss=f"{np.mean(losses[-50:]):.4f}")
+            bar.update(task, completed=done, loss=f"{np.mean(run.losses[-50:]):.4f}")
             if done % config.checkpoint_every == 0 or done == config.steps:
-                checkpoint(done)
+                run.checkpoint(done)
             if stop_after is not None and done >= stop_after and done < config.steps:
-                checkpoint(done)
+                run.checkpoint(done)
                 step = done
                 break
             if config.max_seconds is not None and time.perf_counter() - started > config.max_seconds:
-                checkpoint(done)
+                run.checkpoint(done)
                 log(f"stopped at step {done} of {config.steps}: time limit; run again to continue")
                 step = done
                 break
         else:
             step = config.steps
             finished = True
-    seconds = time.perf_counter() - started
-    model.eval()
-    result = TrainResult(
-        model=model,
-        step=step,
-        start_step=start,
-        finished=finished,
-        loss=float(np.mean(losses[-50:])) if losses else float("nan"),
-        seconds=seconds,
-        losses=losses,
-    )
-    if finished:
-        stats = {
-            "steps": config.steps,
-            "final_loss": round(result.loss, 5),
-            "seconds_this_run": round(seconds, 1),
-            "steps_per_second": round(result.steps_per_second, 2),
-            "device": device,
-            "captions": len(features),
-            "images": 0 if denoise is None else len(denoise.latents),
-            **{k: v for k, v in config.result_fields().items() if k != "steps"},
-        }
-        save_projector(out_dir, model, {**info, "training": stats})
-        checkpoint_path.unlink(missing_ok=True)
-    return result
+    return step, finished, time.perf_counter() - started
+
+
+def _train_step(run: _Run, data: _Data, step: int) -> float:
+    """One optimiser step; its batch (and noise) come from a generator seeded by (seed, step) alone."""
+    config = run.config
+    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+    for group in run.optimizer.param_groups:
+        group["lr"] = config.learning_rate * _schedule(step, config)
+    rows = torch.randint(0, len(data), (config.batch_size,), generator=generator)
+    predicted = run.model(**data.batch(rows))
+    loss = token_l2(predicted, data.targets[rows].to(data.device))
+    if data.denoise is not None and config.denoise_weight > 0:
+        loss = loss + config.denoise_weight * _denoise_loss(
+            run.model, data.denoise, data.batch, config, generator, data.device
+        )
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
+    run.optimizer.step()
+    return float(loss.detach())
+
+
+def _training_stats(
+    result: TrainResult, config: TrainConfig, device: str, captions: int, denoise: DenoiseSet | None
+) -> dict[str, Any]:
+    """What projector.json records of the training."""
+    return {
+        "steps": config.steps,
+        "final_loss": round(result.loss, 5),
+        "seconds_this_run": round(result.seconds, 1),
+        "steps_per_second": round(result.steps_per_second, 2),
+        "device": device,
+        "captions": captions,
+        "images": 0 if denoise is None else len(denoise.latents),
+        **{k: v for k, v in config.result_fields().items() if k != "steps"},
+    }
 
 
 def _denoise_loss(

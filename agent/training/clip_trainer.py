@@ -12,12 +12,13 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.clip_encoder import pooled_features
+from agent.models.loading_logs import quiet_transformers
 from agent.training.shapes_world import BACKGROUNDS, SIZES, ShapeSpec, caption
+from agent.vision.clip_encoder import pooled_features
 
 if TYPE_CHECKING:
     import torch
@@ -87,17 +88,12 @@ def build_tokenizer(words: Sequence[str], max_tokens: int) -> Any:
 
 def build_processor(words: Sequence[str], config: TinyClipConfig) -> CLIPProcessor:
     from transformers import CLIPImageProcessor, CLIPProcessor
-    from transformers.utils import logging as hf_logging
 
     # Without torchvision transformers falls back to its PIL image processor and says so; that is fine.
-    previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
+    with quiet_transformers(progress_bars=False):
         images = CLIPImageProcessor(
             size={"shortest_edge": config.pixels}, crop_size={"height": config.pixels, "width": config.pixels}
         )
-    finally:
-        hf_logging.set_verbosity(previous)
     return CLIPProcessor(image_processor=images, tokenizer=build_tokenizer(words, config.max_text_tokens))
 
 
@@ -319,19 +315,9 @@ def _dihedral(images: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
 
 
 def save_clip(model: CLIPModel, processor: CLIPProcessor, out_dir: Path, info: dict[str, Any]) -> None:
-    from transformers.utils import logging as hf_logging
-
     out_dir.mkdir(parents=True, exist_ok=True)
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # a one-file "Writing model shards" bar is noise in a log
-    try:
+    # A one-file "Writing model shards" bar is noise in a log.
+    with quiet_transformers(logs=False):
         model.save_pretrained(out_dir)
         processor.save_pretrained(out_dir)
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
     (out_dir / "training.json").write_text(json.dumps(info, indent=2, sort_keys=True))
-
-
-def config_dict(config: TinyClipConfig) -> dict[str, Any]:
-    return asdict(config)

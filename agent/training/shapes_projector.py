@@ -19,7 +19,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from agent.errors import one_line
+from agent.core.cached_build import cached_build
+from agent.core.errors import ModalgraphError, ModelMissingError, one_line
+from agent.core.settings import load_settings
+from agent.models.catalogue import Catalogue
 from agent.projector.evaluate import conditioning_metrics, project
 from agent.projector.llm_features import (
     ENCODE_BATCH,
@@ -33,8 +36,10 @@ from agent.projector.model import ProjectorConfig
 from agent.projector.runs import data_key, features_for, projector_info, targets_for
 from agent.projector.targets import GeneratorSpec, generator_spec
 from agent.projector.trainer import TrainConfig, TrainResult, train_projector
-from agent.training.cached_build import cached_build
 from agent.training.shapes_world import all_captions
+from agent.training.text_to_image import ensure_text_to_image
+from agent.training.tiny_llm import ensure_tiny_llm
+from agent.training.world_builder import default_cache_root, ensure_shapes_world
 
 LLMChoice = Literal["auto", "gguf", "tiny"]
 TRAIN_FILE = "train-captions.txt"
@@ -76,9 +81,6 @@ def caption_split(heldout: int = 100, seed: int = 0) -> tuple[list[str], list[st
 
 def planner_gguf() -> Path | None:
     """The planner GGUF as the user's settings resolve it, without fetching it."""
-    from agent.catalogue import Catalogue
-    from agent.errors import ModalgraphError
-    from agent.settings import load_settings
 
     try:
         return Path(Catalogue.load(load_settings()).resolve("planner"))
@@ -87,9 +89,6 @@ def planner_gguf() -> Path | None:
 
 
 def choose_llm(choice: LLMChoice, cache_root: Path) -> LLMIdentity:
-    from agent.errors import ModelMissingError
-    from agent.training.tiny_llm import ensure_tiny_llm
-
     if choice in ("auto", "gguf"):
         gguf = planner_gguf()
         if gguf is not None:
@@ -103,8 +102,6 @@ def prepare(
     cache_root: Path | None = None, llm: LLMChoice = "auto", log: Callable[[str], None] = lambda _: None
 ) -> ShapesSetup:
     """The world, its text-to-image model and the LLM, each built on first use and cached."""
-    from agent.training.text_to_image import ensure_text_to_image
-    from agent.training.world_builder import default_cache_root, ensure_shapes_world
 
     root = cache_root or default_cache_root()
     started = time.perf_counter()

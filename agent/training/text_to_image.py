@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.training.cached_build import cached_build
+from agent.core.cached_build import cached_build
+from agent.models.loading_logs import quiet_transformers
 from agent.training.shapes_world import ShapeSpec, caption, read_captions
 
 if TYPE_CHECKING:
@@ -92,15 +93,10 @@ def load_renders(world_dir: Path, image_size: int) -> tuple[torch.Tensor, list[S
 def load_text_encoder(clip_dir: Path) -> tuple[Any, Any]:
     """The shapes CLIP's text tower as a `CLIPTextModel` (what SD pipelines hold) and its tokenizer."""
     from transformers import CLIPModel, CLIPProcessor, CLIPTextModel
-    from transformers.utils import logging as hf_logging
 
-    previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the PIL image-processor fallback notice
-    try:
+    with quiet_transformers(progress_bars=False):  # the PIL image-processor fallback notice
         clip = CLIPModel.from_pretrained(clip_dir)
         tokenizer = CLIPProcessor.from_pretrained(clip_dir).tokenizer
-    finally:
-        hf_logging.set_verbosity(previous)
     text = CLIPTextModel(clip.config.text_config)
     # transformers 4 wraps the tower in `.text_model`; 5 flattens CLIPTextModel but not CLIPModel.
     getattr(text, "text_model", text).load_state_dict(clip.text_model.state_dict())
@@ -307,12 +303,27 @@ def train_unet(
     return unet, stats
 
 
+def unchecked_sd_pipeline(vae: Any, text_encoder: Any, tokenizer: Any, unet: Any, scheduler: Any) -> Any:
+    """A `StableDiffusionPipeline` of these components, without a safety checker (none exists for them)."""
+    from diffusers import StableDiffusionPipeline
+
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
 def train_text_to_image(
     world_dir: Path, config: TextToImageConfig, log: Callable[[str], None] = lambda _: None
 ) -> tuple[Any, dict[str, Any]]:
     """Train the VAE, then the U-Net on its latents; return an in-memory `StableDiffusionPipeline`."""
     import torch
-    from diffusers import StableDiffusionPipeline
 
     # One thread by default: on a shared machine torch's OpenMP threads spin-wait on each other.
     threads = torch.get_num_threads()
@@ -332,16 +343,7 @@ def train_text_to_image(
     finally:
         torch.set_num_threads(threads)
     _, scheduler = noise_schedulers()
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    pipe = unchecked_sd_pipeline(vae, text_encoder, tokenizer, unet, scheduler)
     stats = {**vae_stats, **unet_stats, "renders": len(pixels), "scaling_factor": vae.config.scaling_factor}
     return pipe, stats
 

@@ -16,12 +16,20 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.training.cached_build import cached_build
+from agent.core.cached_build import cached_build
 from agent.training.clip_trainer import TinyClipConfig, save_clip, train_tiny_clip
-from agent.training.shapes_world import WorldConfig, caption_matches, read_captions, vocabulary, write_renders
+from agent.training.shapes_world import (
+    ShapeSpec,
+    WorldConfig,
+    caption_matches,
+    read_captions,
+    vocabulary,
+    write_renders,
+)
+from agent.vision.clip_encoder import load_clip_dir
 
 if TYPE_CHECKING:
-    from agent.clip_encoder import ClipEncoder
+    from agent.vision.clip_encoder import ClipEncoder
 
 # Bump when rendering or training code changes in a way the configs do not capture.
 BUILD_VERSION = 1
@@ -91,8 +99,6 @@ def evaluate_world(world_dir: Path, encoder: ClipEncoder | None = None) -> dict[
     import numpy as np
     from PIL import Image
 
-    from agent.clip_encoder import load_clip_dir
-
     encoder = encoder or load_clip_dir(world_dir / "clip")
     records = [r for r in read_captions(world_dir) if r["heldout"]]
     images = []
@@ -128,8 +134,6 @@ def _same_thing(a: dict[str, object], b: dict[str, object]) -> bool:
 
 
 def _spec(record: dict[str, object]) -> Any:
-    from agent.training.shapes_world import ShapeSpec
-
     return ShapeSpec(
         str(record["colour"]), str(record["shape"]), str(record["size"]), str(record["background"])
     )

@@ -16,12 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.errors import ModalgraphError, ToolInputError, ToolUnavailableError
+from agent.core.errors import ModalgraphError, ToolInputError, ToolUnavailableError
+from agent.tts.edge import EdgeEngine
 from agent.tts.engine import EngineOutput, EngineUnavailable, SpeechCancelled, SpeechEngine, SpeechRequest
+from agent.tts.espeak import EspeakEngine
+from agent.tts.piper import PiperEngine
 from agent.tts.text_chunks import DEFAULT_CHUNK_CHARS, has_words, speech_chunks
 
 if TYPE_CHECKING:
-    from agent.context import AppContext
+    from agent.models.host import ModelHost
     from memory.artifacts import Artifact
 
 ENGINE_ORDER = ("edge", "piper", "espeak")
@@ -52,18 +55,12 @@ class SpokenText:
         return text
 
 
-def build_engine(name: str, app: AppContext) -> SpeechEngine:
+def build_engine(name: str, app: ModelHost) -> SpeechEngine:
     if name == "edge":
-        from agent.tts.edge import EdgeEngine
-
         return EdgeEngine(timeout_s=app.settings.edge_timeout_s)
     if name == "piper":
-        from agent.tts.piper import PiperEngine
-
         return PiperEngine(app)
     if name == "espeak":
-        from agent.tts.espeak import EspeakEngine
-
         return EspeakEngine()
     raise ValueError(f"unknown speech engine {name!r}")
 
@@ -73,7 +70,7 @@ def engine_names(setting: str) -> tuple[str, ...]:
 
 
 def speak_text(
-    app: AppContext,
+    app: ModelHost,
     text: str,
     voice: str | None = None,
     rate: float = 1.0,

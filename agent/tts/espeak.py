@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from agent.tts.engine import EngineOutput, EngineUnavailable, SpeechRequest, choose_voice
-from agent.tts.wav_file import WavAppender
+from agent.tts.wav_file import WavAppender, wav_output
 
 DEFAULT_VOICE = "en-us"
 BASE_WORDS_PER_MINUTE = 175  # espeak-ng's own default speed
@@ -78,14 +78,4 @@ class EspeakEngine:
                     raise EngineUnavailable(f"espeak-ng failed: {error[0] if error else done.returncode}")
                 wav.append_wav(part)
                 request.on_chunk(index + 1, len(request.chunks))
-        if wav.frames == 0:
-            raise EngineUnavailable("espeak-ng produced no audio for this text")
-        return EngineOutput(
-            engine=self.name,
-            voice=voice,
-            mime="audio/wav",
-            suffix=".wav",
-            seconds=wav.frames / wav.sample_rate,
-            sample_rate=wav.sample_rate,
-            note=note,
-        )
+        return wav_output(wav, self.name, "espeak-ng", voice, note)

@@ -6,12 +6,12 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.errors import ModalgraphError, one_line
+from agent.core.errors import ModalgraphError, one_line
 from agent.tts.engine import EngineOutput, EngineUnavailable, SpeechRequest, choose_voice
-from agent.tts.wav_file import WavAppender
+from agent.tts.wav_file import WavAppender, wav_output
 
 if TYPE_CHECKING:
-    from agent.context import AppContext
+    from agent.models.host import ModelHost
 
 TTS_MODEL = "tts"
 
@@ -27,7 +27,7 @@ def _accepts(name: str) -> Any:
     return lambda asked: asked.lower() in (name.lower(), speaker, f"piper:{name.lower()}")
 
 
-def load_voice(app: AppContext, onnx: Path) -> Any:
+def load_voice(app: ModelHost, onnx: Path) -> Any:
     """The PiperVoice for `onnx`, loaded once and kept in the model cache (about 60 MB)."""
 
     def loader() -> Any:
@@ -44,7 +44,7 @@ def load_voice(app: AppContext, onnx: Path) -> Any:
 class PiperEngine:
     name = "piper"
 
-    def __init__(self, app: AppContext) -> None:
+    def __init__(self, app: ModelHost) -> None:
         self.app = app
 
     def speak(self, request: SpeechRequest, out: Path) -> EngineOutput:
@@ -70,14 +70,4 @@ class PiperEngine:
                 except Exception as exc:  # phonemizer or onnxruntime: let the next engine try
                     raise EngineUnavailable(f"Piper failed on chunk {index + 1}: {one_line(exc)}") from None
                 request.on_chunk(index + 1, len(request.chunks))
-        if wav.frames == 0:
-            raise EngineUnavailable("Piper produced no audio for this text")
-        return EngineOutput(
-            engine=self.name,
-            voice=name,
-            mime="audio/wav",
-            suffix=".wav",
-            seconds=wav.frames / wav.sample_rate,
-            sample_rate=wav.sample_rate,
-            note=note,
-        )
+        return wav_output(wav, self.name, "Piper", name, note)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 
 # A sentence ends at . ! ? ; or a line break, followed by space: where a pause sounds natural.
 _SENTENCE_END = re.compile(r"(?<=[.!?;:…])\s+|\n\s*")
@@ -13,26 +14,34 @@ def has_words(text: str) -> bool:
     return any(ch.isalnum() for ch in text)
 
 
+def _pack(pieces: Iterable[str], limit: int) -> list[str]:
+    """The pieces, in order, joined by spaces into as few strings of at most `limit` characters as
+    greedy packing gives; a piece is never cut here."""
+    packed: list[str] = []
+    current = ""
+    for piece in pieces:
+        if current and len(current) + 1 + len(piece) > limit:
+            packed.append(current)
+            current = piece
+        else:
+            current = f"{current} {piece}" if current else piece
+    if current:
+        packed.append(current)
+    return packed
+
+
 def _split_long(sentence: str, limit: int) -> list[str]:
     """A "sentence" longer than `limit` (a list, a URL, text without punctuation): cut at spaces,
     and a single word longer than `limit` is cut where it must be."""
-    pieces: list[str] = []
-    current = ""
-    for word in sentence.split():
-        while len(word) > limit:
-            if current:
-                pieces.append(current)
-                current = ""
-            pieces.append(word[:limit])
-            word = word[limit:]
-        if current and len(current) + 1 + len(word) > limit:
-            pieces.append(current)
-            current = word
-        else:
-            current = f"{current} {word}" if current else word
-    if current:
-        pieces.append(current)
-    return pieces
+
+    def words() -> Iterator[str]:
+        for word in sentence.split():
+            while len(word) > limit:
+                yield word[:limit]
+                word = word[limit:]
+            yield word
+
+    return _pack(words(), limit)
 
 
 def speech_chunks(text: str, limit: int = DEFAULT_CHUNK_CHARS) -> list[str]:
@@ -43,18 +52,9 @@ def speech_chunks(text: str, limit: int = DEFAULT_CHUNK_CHARS) -> list[str]:
     """
     if limit < 1:
         raise ValueError("limit must be positive")
-    chunks: list[str] = []
-    current = ""
+    pieces: list[str] = []
     for raw in _SENTENCE_END.split(text):
         sentence = " ".join(raw.split())
-        if not sentence:
-            continue
-        for piece in _split_long(sentence, limit) if len(sentence) > limit else [sentence]:
-            if current and len(current) + 1 + len(piece) > limit:
-                chunks.append(current)
-                current = piece
-            else:
-                current = f"{current} {piece}" if current else piece
-    if current:
-        chunks.append(current)
-    return [chunk for chunk in chunks if has_words(chunk)]
+        if sentence:
+            pieces.extend(_split_long(sentence, limit) if len(sentence) > limit else [sentence])
+    return [chunk for chunk in _pack(pieces, limit) if has_words(chunk)]

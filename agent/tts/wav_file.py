@@ -1,22 +1,12 @@
-"""Writing 16-bit mono WAV a chunk at a time, and reading back what a WAV holds."""
+"""Writing 16-bit mono WAV a chunk at a time, and what an engine that wrote one returns."""
 
 from __future__ import annotations
 
 import wave
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-
-@dataclass(frozen=True)
-class WavInfo:
-    sample_rate: int
-    channels: int
-    frames: int
-
-    @property
-    def seconds(self) -> float:
-        return self.frames / self.sample_rate if self.sample_rate else 0.0
+from agent.tts.engine import EngineOutput, EngineUnavailable
 
 
 class WavAppender:
@@ -65,6 +55,16 @@ class WavAppender:
         self.close()
 
 
-def wav_info(path: Path) -> WavInfo:
-    with wave.open(str(path), "rb") as wav:
-        return WavInfo(wav.getframerate(), wav.getnchannels(), wav.getnframes())
+def wav_output(wav: WavAppender, engine: str, label: str, voice: str, note: str | None) -> EngineOutput:
+    """What an engine that wrote `wav` returns; a file without frames means it could not speak the text."""
+    if wav.frames == 0:
+        raise EngineUnavailable(f"{label} produced no audio for this text")
+    return EngineOutput(
+        engine=engine,
+        voice=voice,
+        mime="audio/wav",
+        suffix=".wav",
+        seconds=wav.frames / wav.sample_rate,
+        sample_rate=wav.sample_rate,
+        note=note,
+    )

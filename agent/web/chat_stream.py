@@ -1,6 +1,6 @@
 """A turn's events as chatbot messages, updated while the turn runs.
 
-The page shows what the terminal shows (agent/chat_view.py): the plan, each step with its status
+The page shows what the terminal shows (agent/cli/chat_view.py): the plan, each step with its status
 (waiting, running, done, failed with its message, skipped) and latest progress, the answer as it
 streams, then the answer's files inline. Messages are Gradio "messages" dicts, built here without
 importing Gradio, so the rendering is testable on its own. A step is a "thought" message (it has a
@@ -10,13 +10,14 @@ metadata title): Gradio draws it as a small accordion with a spinner while its s
 from __future__ import annotations
 
 import copy
-import json
 import queue
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.core.text import shorten
+from agent.turns import speak_answer
 from memory.artifacts import guess_mime
 
 if TYPE_CHECKING:
@@ -38,14 +39,8 @@ _DONE = object()
 _TURNS = threading.Lock()
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = value if isinstance(value, str) else json.dumps(value)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _args_text(args: dict[str, Any]) -> str:
-    return ", ".join(f"{key}={_short(value, 48)}" for key, value in args.items())
+    return ", ".join(f"{key}={shorten(value, 48, '…')}" for key, value in args.items())
 
 
 def file_message(item: dict[str, Any] | Artifact, role: str, shows: ShowsFn) -> Message:
@@ -166,7 +161,7 @@ class TurnMessages:
             return
         fraction = event.get("fraction")
         percent = f" {fraction:.0%}" if isinstance(fraction, (int, float)) else ""
-        message["metadata"]["log"] = _short(f"{event.get('message', '')}{percent}", 80)
+        message["metadata"]["log"] = shorten(f"{event.get('message', '')}{percent}", 80, "…")
 
     def on_step_end(self, event: dict[str, Any]) -> None:
         step_id, tool, status = event["id"], event["tool"], event["status"]
@@ -174,18 +169,21 @@ class TurnMessages:
         error = event.get("error")
         if status == "failed":
             message["content"] = f"**Failed:** {error}"
-            self._set_status(message, step_id, tool, status, log=_short(str(error), 90))
+            self._set_status(message, step_id, tool, status, log=shorten(str(error), 90, "…"))
         elif status == "skipped":
             message["content"] = f"Skipped: {error}"
             self._set_status(message, step_id, tool, status)
         else:
             output = str(event.get("output") or "")
-            message["content"] = _short(output, OUTPUT_CHARS) if output else "(no text output)"
-            self._set_status(message, step_id, tool, status, log=_short(error, 90) if error else "")
+            message["content"] = shorten(output, OUTPUT_CHARS, "…") if output else "(no text output)"
+            self._set_status(message, step_id, tool, status, log=shorten(error, 90, "…") if error else "")
         if event.get("seconds"):
             message["metadata"]["duration"] = round(float(event["seconds"]), 2)
 
     # ------------------------------------------------------------------ answer
+
+    def on_waiting(self, event: dict[str, Any]) -> None:
+        self.note(str(event.get("message", "waiting…")))
 
     def on_cancelling(self, event: dict[str, Any]) -> None:
         self.note("cancelling: no new step will start")
@@ -273,13 +271,11 @@ def chat_turn(
     A turn left unfinished in this session (a crash, a killed CLI) is finished first, as the CLI does.
     With `speak`, the answer is then read aloud and its audio added, like `chat --speak`.
     """
-    from agent.cli_chat import speak_answer
-
     done: list[Message] = []
     pending = runner.interrupted(session)
     if pending is not None:
         resumed = TurnMessages(shows)
-        resumed.note(f"finishing the interrupted turn: {_short(pending, 80)}")
+        resumed.note(f"finishing the interrupted turn: {shorten(pending, 80, '…')}")
         stream = run_streamed(lambda on_event: runner.resume(session, on_event), resumed, app.cancel)
         yield from _rendered(stream, resumed.snapshot)
         done = resumed.snapshot()

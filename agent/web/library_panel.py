@@ -9,7 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.errors import ToolInputError
+from agent.core.errors import ToolInputError
+from agent.models.catalogue import Catalogue
 from agent.web.uploads import UploadRejectedError, inspect_upload
 
 if TYPE_CHECKING:
@@ -102,8 +103,6 @@ def caption(hit: SearchHit) -> str:
 
 def model_rows(app: AppContext) -> list[list[str]]:
     """One row per catalogue entry: present or not, and where it is or how to get it."""
-    from agent.catalogue import Catalogue
-
     catalogue = Catalogue.load(app.settings)  # not the cached one: this reads what is on disk now
     rows = []
     for name in catalogue.names():

@@ -16,14 +16,14 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.errors import ConfigError
-from agent.settings import config_file_path
+from agent.core.errors import ConfigError
+from agent.core.settings import config_file_path
 from memory.artifacts import guess_mime
 from memory.image_files import is_image_name
 from memory.library_roots import load_library_roots
 
 if TYPE_CHECKING:
-    from agent.settings import Settings
+    from agent.core.settings import Settings
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agent.errors import ConfigError
+from agent.core.errors import ConfigError
 from agent.web.chat_stream import Message, ShowsFn, history_messages
 from memory.sessions import (
     DEFAULT_SESSION,

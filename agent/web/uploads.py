@@ -13,7 +13,8 @@ import wave
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.errors import ToolInputError
+from agent.core.errors import ToolInputError
+from memory.image_files import ImageDecodeError, decode_image
 
 if TYPE_CHECKING:
     from memory.artifacts import Artifact, ArtifactStore
@@ -48,8 +49,6 @@ class UploadRejectedError(ToolInputError):
 def image_type(data: bytes) -> tuple[str, str] | None:
     """(mime, suffix) when `data` decodes as one of the accepted image formats, else None."""
     from PIL import Image, UnidentifiedImageError
-
-    from memory.image_files import ImageDecodeError, decode_image
 
     try:
         with Image.open(io.BytesIO(data)) as probe:
@@ -95,6 +94,23 @@ def audio_type(data: bytes) -> str | None:
     if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: what a browser's recorder writes
         return "audio/webm"
     return None
+
+
+def check_uploaded(path: str | Path, upload_root: Path) -> Path:
+    """`path` as a file the page's own upload route wrote (inside Gradio's cache), or an error.
+
+    A client can send any path in a FileData; without this check the page would read, keep and
+    serve back any image or audio file the server can read.
+    """
+    raw = Path(path)
+    try:
+        resolved = raw.resolve(strict=True)
+        root = upload_root.resolve()
+    except (OSError, RuntimeError):
+        raise UploadRejectedError(f"{raw.name} was not uploaded through this page") from None
+    if not resolved.is_relative_to(root) or not resolved.is_file():
+        raise UploadRejectedError(f"{raw.name} was not uploaded through this page")
+    return resolved
 
 
 def inspect_upload(path: str | Path, max_bytes: int) -> tuple[bytes, str, str]:

@@ -1,0 +1,224 @@
+"""`modalgraph chat`, `ask` and `plan`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from agent.cli.audio_player import AudioPlayer
+from agent.core.errors import ModalgraphError, ToolInputError, one_line
+from agent.llm import create_chat_model
+from memory.sessions import check_session_name
+
+if TYPE_CHECKING:
+    from agent.cli.audio_player import AudioPlayer
+    from agent.context import AppContext
+    from agent.turns import TurnRunner
+    from memory.artifacts import Artifact
+
+SESSION_HELP = "Conversation name; its history is kept on disk and picked up next time."
+SPEAK_HELP = "Read every answer aloud: prints the audio file's path, and plays it when a player exists."
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(chat)
+    app.command()(ask)
+    app.command()(plan)
+
+
+def _app() -> AppContext:
+    from agent.context import AppContext  # deferred: imports pydantic-settings
+    from agent.core.settings import load_settings  # deferred: imports pydantic-settings
+
+    settings = load_settings()
+    settings.ensure_data_dir()
+    return AppContext(settings)
+
+
+def user_attachment(raw: str) -> Artifact:
+    """A file the user attached: trusted, but it must exist and be a readable file."""
+    from memory.artifacts import Artifact, guess_mime  # deferred: imports pydantic
+
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise ToolInputError(f"attachment not found: {raw}")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ToolInputError(f"cannot read attachment {raw}: {exc.strerror}") from None
+    resolved = path.resolve()
+    return Artifact(path=str(resolved), mime=guess_mime(resolved))
+
+
+def show_and_play(console: object, app: AppContext, speech: dict, player: AudioPlayer | None) -> None:
+    """Print where the spoken answer is, then play it when a player exists (never an error if not)."""
+    from rich.markup import escape
+
+    if "error" in speech:
+        console.print(f"[yellow]not read aloud: {escape(speech['error'])}[/]")  # type: ignore[attr-defined]
+        return
+    console.print(  # type: ignore[attr-defined]
+        f"  [blue]{speech['mime']}[/] {escape(speech['path'])}  "
+        f"[dim](spoken by {speech['engine']}, voice {escape(speech['voice'])}, {speech['seconds']:.1f} s)[/]",
+        soft_wrap=True,  # a path broken across lines cannot be copied
+    )
+    if player is not None and app.settings.play_audio:
+        name = player.play(speech["path"], speech["mime"])
+        if name:
+            console.print(f"[dim]  playing with {name}[/]")  # type: ignore[attr-defined]
+
+
+def _finish_interrupted(runner: TurnRunner, session: str, on_event: object, quiet: bool = False) -> None:
+    pending = runner.interrupted(session)
+    if pending is None:
+        return
+    if not quiet:
+        typer.secho(f"resuming the interrupted turn: {pending!r}", fg="yellow", err=True)
+    runner.resume(session, on_event)  # type: ignore[arg-type]
+
+
+def chat(
+    session: str = typer.Option("default", "--session", "-s", help=SESSION_HELP),
+    speak: bool = typer.Option(False, "--speak", help=SPEAK_HELP),
+) -> None:
+    """Talk with the assistant in the terminal. /help lists the commands."""
+    from rich.console import Console
+
+    from agent.cli.chat_view import TurnView  # deferred: imports rich
+    from agent.turns import TurnRunner, speak_answer  # deferred: imports pydantic-settings
+
+    check_session_name(session)
+    console = Console(highlight=False)
+    app = _app()
+    runner = TurnRunner(app)
+    view = TurnView(console)
+    console.print(f"[bold]modalgraph[/] session [cyan]{session}[/]  (/help for commands, Ctrl-D to leave)")
+    runner.llm  # load the planner before the first prompt, so its errors surface at once  # noqa: B018
+    history = runner.history(session)
+    if history:
+        console.print(
+            f"[dim]{sum(1 for h in history if h['role'] == 'user')} earlier turns in this session[/]"
+        )
+    _finish_interrupted(runner, session, view)
+    attachments: list[Artifact] = []
+    player = AudioPlayer()
+    while True:
+        try:
+            line = console.input("[bold green]you[/] ").strip()
+        except (EOFError, KeyboardInterrupt):
+            player.stop()
+            console.print()
+            return
+        if not line:
+            continue
+        if line.split()[0] == "/speak":
+            speak = _speak_command(line, speak, console)
+            continue
+        if line.startswith("/"):
+            if _chat_command(line, attachments, console):
+                player.stop()
+                return
+            continue
+        values = runner.run(session, line, attachments, view)
+        attachments = []
+        if speak and not app.cancel.is_set():
+            try:
+                show_and_play(console, app, speak_answer(app, values), player)
+            except KeyboardInterrupt:  # Ctrl-C while a long answer is being spoken: keep chatting
+                console.print("[yellow]not read aloud (cancelled)[/]")
+
+
+def _speak_command(line: str, speak: bool, console: object) -> bool:
+    """`/speak on|off`: whether answers are read aloud from now on; returns the new setting."""
+    arg = line.partition(" ")[2].strip().lower()
+    if arg in ("on", "off"):
+        speak = arg == "on"
+    elif arg:
+        console.print("[red]use /speak on or /speak off[/]")  # type: ignore[attr-defined]
+        return speak
+    console.print(f"[dim]answers are {'read aloud' if speak else 'not read aloud'}[/]")  # type: ignore[attr-defined]
+    return speak
+
+
+def _chat_command(line: str, attachments: list[Artifact], console: object) -> bool:
+    """Handle a /command; True means leave the chat."""
+
+    name, _, rest = line.partition(" ")
+    if name in ("/quit", "/exit"):
+        return True
+    if name == "/attach":
+        try:
+            attachments.append(user_attachment(rest.strip()))
+            added = attachments[-1]
+            console.print(f"[dim]attached {added.path} ({added.mime}) for the next message[/]")  # type: ignore[attr-defined]
+        except ModalgraphError as exc:
+            console.print(f"[red]{one_line(exc)}[/]")  # type: ignore[attr-defined]
+        return False
+    console.print(  # type: ignore[attr-defined]
+        "/attach PATH     attach a file to your next message\n"
+        "/speak on|off    read answers aloud (or stop)\n"
+        "/quit            leave (the session is kept)"
+    )
+    return False
+
+
+def ask(
+    request: str = typer.Argument(..., help="What you want, in plain words."),
+    attach: list[str] = typer.Option([], "--attach", "-a", help="A file to attach (repeatable)."),
+    session: str = typer.Option("default", "--session", "-s", help=SESSION_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: plan, steps, answer."),
+    speak: bool = typer.Option(False, "--speak", help=SPEAK_HELP),
+) -> None:
+    """Run one turn without the chat loop."""
+    from agent.cli.chat_view import TurnView  # deferred: imports rich
+    from agent.turns import TurnRunner, speak_answer, turn_json  # deferred: imports pydantic-settings
+
+    check_session_name(session)
+    attachments = [user_attachment(a) for a in attach]
+    app = _app()
+    runner = TurnRunner(app)
+    on_event = (lambda event: None) if as_json else TurnView()
+    _finish_interrupted(runner, session, on_event, quiet=as_json)
+    values = runner.run(session, request, attachments, on_event)
+    if app.cancel.is_set():
+        raise typer.Exit(130)
+    speech = speak_answer(app, values) if speak else None
+    if as_json:
+        out = turn_json(values)
+        if speech is not None:
+            out["speech"] = speech  # not played: the caller is a program, and gets the path
+        typer.echo(json.dumps(out, ensure_ascii=False))
+    elif speech is not None:
+        from rich.console import Console
+
+        player = AudioPlayer()
+        show_and_play(Console(highlight=False), app, speech, player)
+        player.wait()
+
+
+def plan(
+    request: str = typer.Argument(..., help="What you want, in plain words."),
+    attach: list[str] = typer.Option([], "--attach", "-a", help="A file to attach (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print only the plan as JSON."),
+) -> None:
+    """Show the plan the planner makes for a request, without running it."""
+    from agent.cli.chat_view import TurnView  # deferred: imports rich
+    from agent.planning.planner import Planner  # deferred: imports langchain
+
+    attachments = [user_attachment(a).path for a in attach]
+    app = _app()
+    planner = Planner(create_chat_model(app), app.registry.available(), app.settings.max_steps)
+    outcome = planner.make_plan(request, attachments)
+    if outcome.plan is None:
+        raise ModalgraphError(f"no valid plan after {outcome.attempts} attempts: {outcome.error}")
+    if as_json:
+        typer.echo(json.dumps(outcome.plan.model_dump(), ensure_ascii=False))
+        return
+
+    TurnView().on_plan({"plan": outcome.plan.model_dump()})
+    if not outcome.plan.steps:
+        typer.echo("(no tools needed: a plain chat answer)")

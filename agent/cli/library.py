@@ -1,0 +1,216 @@
+"""`modalgraph index` and `modalgraph search`: the image library from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from agent.core.errors import ToolInputError
+from agent.core.text import human_bytes
+from memory.image_index import IndexProgress
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from memory.image_index import ImageIndex, IndexReport, LibraryStatus, SearchHit
+
+
+def register(app: typer.Typer) -> None:
+    app.command("index")(index_command)
+    app.command("search")(search_command)
+
+
+def _open_index() -> ImageIndex:
+    from agent.context import AppContext  # deferred: imports pydantic-settings
+    from agent.core.settings import load_settings  # deferred: imports pydantic-settings
+
+    settings = load_settings()
+    settings.ensure_data_dir()
+    return AppContext(settings).image_index
+
+
+def index_command(
+    folders: list[Path] = typer.Argument(
+        None, help="Folders of photos to index (default: re-index every folder indexed before)."
+    ),
+    status: bool = typer.Option(
+        False, "--status", help="Show the indexed folders, counts and model; index nothing."
+    ),
+    forget: Path | None = typer.Option(None, "--forget", help="Remove an indexed folder and its records."),
+    batch_size: int | None = typer.Option(
+        None,
+        "--batch-size",
+        min=1,
+        help="Images per CLIP forward pass (default: the clip_batch_size setting).",
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Index every JPEG, PNG, WebP, GIF, BMP and TIFF under FOLDERS for `modalgraph search`.
+
+    Re-running embeds only new or changed files and drops deleted ones; an interrupted run resumes.
+    """
+    from rich.console import Console
+
+    console = Console()
+    if sum(bool(x) for x in (status, forget, folders)) > 1:
+        raise ToolInputError("give folders to index, or --status, or --forget FOLDER: one at a time")
+    index = _open_index()
+    if status:
+        _print_status(console, index.status())
+        return
+    if forget is not None:
+        records = index.forget(forget)
+        console.print(f"forgot {forget} ({records} records)")
+        return
+    report = _run_index(console, index, folders or None, batch_size, quiet)
+    _print_report(console, report)
+
+
+def _run_index(
+    console: Console, index: ImageIndex, folders: list[Path] | None, batch_size: int | None, quiet: bool
+) -> IndexReport:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        SpinnerColumn,
+        Task,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:.1f} images/s" if speed else "- images/s", style="progress.data.speed")
+
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet,
+        transient=False,
+    )
+    task_id = progress.add_task("scanning folders", total=None)
+
+    def on_progress(event: IndexProgress) -> None:
+        if event.phase == "scanning":
+            progress.update(task_id, description="scanning folders", total=None)
+        elif event.phase == "loading":
+            progress.update(task_id, description="loading CLIP")
+        elif event.done == 0:
+            # Restart the clock: the rate shown is images per second of indexing, not of loading.
+            progress.reset(task_id, description="indexing", total=event.total)
+        else:
+            progress.update(task_id, description="indexing", total=event.total, completed=event.done)
+
+    with progress:
+        report = index.index(folders, progress=on_progress, batch_size=batch_size)
+        if report.processed == 0:
+            progress.update(task_id, description="nothing new", total=1, completed=1)
+    return report
+
+
+def _print_report(console: Console, report: IndexReport) -> None:
+    new = report.embedded + report.reused
+    parts = [f"{new} new or changed image{'s' if new != 1 else ''} indexed"]
+    if report.reused:
+        parts.append(f"{report.reused} of them duplicates of indexed content (not embedded again)")
+    skipped = f"{len(report.skipped)} skipped"
+    if report.skipped_unchanged:
+        skipped += f" ({report.skipped_unchanged} unchanged since the last run)"
+    parts += [f"{report.unchanged} unchanged", f"{report.removed} removed", skipped]
+    console.print(", ".join(parts) + f" in {report.seconds:.1f}s", highlight=False, soft_wrap=True)
+    if report.embedded:
+        console.print(
+            f"{report.images_per_second:.1f} images/s with {report.model_id} "
+            f"(model loaded in {report.load_seconds:.1f}s)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    for folder in report.missing_roots:
+        hint = f"records kept; `modalgraph index --forget {folder}` drops them"
+        console.print(f"[yellow]folder missing:[/] {folder} ({hint})", highlight=False)
+    for folder, reason in report.unreadable_dirs:
+        console.print(f"[yellow]cannot read folder:[/] {folder}: {reason}", highlight=False)
+    if report.skipped:
+        console.print(f"[yellow]skipped {len(report.skipped)} unreadable file(s):[/]")
+        for item in report.skipped:
+            console.print(f"  {item.path}: {item.reason}", highlight=False, soft_wrap=True)
+
+
+def _print_status(console: Console, status: LibraryStatus) -> None:
+    import datetime as dt
+
+    from rich.table import Table
+
+    console.print(f"store: {status.store}", highlight=False, soft_wrap=True)
+    if status.model_id:
+        console.print(f"model: {status.model_id} ({status.vectors} vectors)", highlight=False, soft_wrap=True)
+    else:
+        console.print(f"model: [red]not available[/] ({status.model_problem})", highlight=False)
+    if not status.roots:
+        console.print("no folders indexed yet: run `modalgraph index FOLDER`")
+    else:
+        table = Table()
+        for column in ("folder", "files", "unique", "skipped", "last indexed"):
+            table.add_column(
+                column,
+                overflow="fold",
+                justify="right" if column in ("files", "unique", "skipped") else "left",
+            )
+        for root in status.roots:
+            when = (
+                dt.datetime.fromtimestamp(root.last_indexed).strftime("%Y-%m-%d %H:%M:%S")
+                if root.last_indexed
+                else "never with this model"
+            )
+            table.add_row(root.root, str(root.files), str(root.unique), str(root.skipped), when)
+        console.print(table)
+    for other in status.other_collections:
+        console.print(
+            f"also in the index: {other.count} vectors from {other.model_id} ({other.dim}-d)", highlight=False
+        )
+
+
+def search_command(
+    text: str | None = typer.Argument(None, help='What to look for, e.g. "a dog on a beach".'),
+    image: Path | None = typer.Option(None, "--image", help="Find images similar to this file instead."),
+    k: int = typer.Option(10, "-k", "--top", min=1, max=200, help="How many results."),
+    as_json: bool = typer.Option(False, "--json", help='Print {"results": [{"path", "score"}]} only.'),
+) -> None:
+    """Search the indexed photos by text, or by an example image with --image."""
+    if (text is None) == (image is None):
+        raise ToolInputError(
+            'give search text, e.g. `modalgraph search "a red car"`, or --image FILE (one of them)'
+        )
+    index = _open_index()
+    hits = index.search_text(text, k) if text is not None else index.search_image(image, k)  # type: ignore[arg-type]
+    if as_json:
+        typer.echo(json.dumps({"results": [{"path": h.path, "score": h.score} for h in hits]}))
+        return
+    _print_hits(hits)
+
+
+def _print_hits(hits: list[SearchHit]) -> None:
+    if not hits:
+        typer.echo("no matching images")
+        return
+    for hit in hits:
+        dims = f"{hit.width}x{hit.height}" if hit.width and hit.height else "?"
+        size = "?" if hit.size is None else human_bytes(hit.size)
+        typer.echo(f"{hit.score:6.3f}  {size:>8}  {dims:>11}  {hit.path}")
+        for other in hit.other_paths:
+            typer.echo(f"{'':6}  {'':>8}  {'':>11}  = {other}")

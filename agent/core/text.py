@@ -1,0 +1,31 @@
+"""Text for people to read: progress lines on stderr, byte counts, values cut to fit a line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+
+def say(message: str) -> None:
+    """A progress line on stderr, so that stdout stays the command's answer."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def human_bytes(n: float) -> str:
+    """Steps of 1024, labelled as `ls -h` and most file browsers do: 512 -> "512 B", 1536 -> "1.5 KB";
+    GB is the largest."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"  # pragma: no cover
+
+
+def shorten(value: Any, limit: int, marker: str = "...", one_line: bool = True) -> str:
+    """`value` (a string, else its JSON) in at most `limit` characters, ending in `marker` when cut;
+    `one_line` first turns every run of whitespace, line breaks included, into one space."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    if one_line:
+        text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - len(marker)] + marker

@@ -1,0 +1,104 @@
+"""The planner: one LLM call per turn that writes a Plan, retried once with the validation error."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+from agent.core.errors import BackendError, ModalgraphError
+from agent.llm.openai_compat import invoke_with_schema
+from agent.planning.plan import Plan, PlanError, parse_plan, plan_json_schema
+from agent.planning.prompts import load_prompt
+from tools.base import Tool
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+PLAN_MAX_TOKENS = 512
+
+
+def _field_doc(name: str, info: Any) -> str:
+    return name if info.is_required() else f"{name}?"
+
+
+def tool_docs(tools: Mapping[str, type[Tool]]) -> str:
+    lines = []
+    for tool in tools.values():
+        args = ", ".join(_field_doc(n, f) for n, f in tool.args_model.model_fields.items())
+        lines.append(f"- {tool.name}({args}): {tool.description}")
+    return "\n".join(lines)
+
+
+def system_prompt(tools: Mapping[str, type[Tool]]) -> str:
+    return load_prompt("planner").replace("{tools}", tool_docs(tools))
+
+
+def request_block(request: str, attachments: Sequence[str] = (), history: Sequence[str] = ()) -> str:
+    parts = []
+    if history:
+        parts.append("Earlier in this conversation:\n" + "\n".join(history))
+    parts.append(f"User: {request.strip()}")
+    if attachments:
+        parts.append("Attached: " + ", ".join(attachments))
+    return "\n".join(parts)
+
+
+@dataclass
+class PlanOutcome:
+    plan: Plan | None
+    error: str | None = None
+    attempts: int = 0
+    raw: list[str] = field(default_factory=list)
+
+
+def constrained_invoke(llm: BaseChatModel, messages: list[BaseMessage], schema: dict[str, Any]) -> str:
+    """One LLM call whose output is constrained by `schema` where the backend can do it."""
+    if llm._llm_type.startswith("openai"):
+        return invoke_with_schema(llm, messages, schema)
+    reply = llm.invoke(messages, json_schema=schema, temperature=0.0, max_tokens=PLAN_MAX_TOKENS)
+    return reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
+
+
+class Planner:
+    def __init__(self, llm: BaseChatModel, tools: Mapping[str, type[Tool]], max_steps: int, retries: int = 1):
+        self.llm = llm
+        self.tools = dict(tools)
+        self.max_steps = max_steps
+        self.retries = retries
+        self.schema = plan_json_schema(self.tools, max_steps)
+        self.system = system_prompt(self.tools)
+
+    def messages(self, request: str, attachments: Sequence[str] = (), history: Sequence[str] = ()) -> list:
+        return [SystemMessage(self.system), HumanMessage(request_block(request, attachments, history))]
+
+    def make_plan(
+        self, request: str, attachments: Sequence[str] = (), history: Sequence[str] = ()
+    ) -> PlanOutcome:
+        """A valid plan, or the reason there is none. Backend failures propagate as BackendError."""
+        messages = self.messages(request, attachments, history)
+        outcome = PlanOutcome(plan=None)
+        for attempt in range(self.retries + 1):
+            outcome.attempts = attempt + 1
+            try:
+                raw = constrained_invoke(self.llm, messages, self.schema)
+            except ModalgraphError:
+                raise
+            except Exception as exc:  # connection refused, server 500, runtime errors in the backend
+                raise BackendError(f"the planner LLM failed: {type(exc).__name__}: {exc}") from None
+            outcome.raw.append(raw)
+            try:
+                outcome.plan = parse_plan(raw, self.tools, self.max_steps)
+                outcome.error = None
+                return outcome
+            except PlanError as exc:
+                outcome.error = str(exc)
+                messages = [
+                    *messages,
+                    AIMessage(raw),
+                    HumanMessage(f"That plan is invalid: {exc}. Reply with the corrected JSON plan only."),
+                ]
+        return outcome
