@@ -2,6 +2,9 @@
 
     python bench/library.py [--images 256] [--vectors 10000,100000] [--queries 200]
                             [--memory-images 10000] [--memory-model tiny|same] [--model DIR]
+                            [--caps-images 50] [--skip throughput,queries,memory,caps]
+
+    python bench/library.py --skip throughput,queries,memory     # the oversized-file part alone
 
 Prints, and writes to bench/out/library.json:
 1. Indexing throughput of `ImageIndex.index` (what `modalgraph index` runs: scan, hash, decode,
@@ -14,6 +17,10 @@ Prints, and writes to bench/out/library.json:
    (uniform on the sphere), the worst case for any graph index.
 3. Peak memory (max RSS) of `modalgraph index` over --memory-images photos, in a child process, and
    over a tenth as many: memory must stay flat as the library grows.
+4. Peak memory of `modalgraph index` over --caps-images photos plus one 3 GB file (sparse, so it
+   costs no disk) and one 169-megapixel PNG of ~500 KB, against the same photos alone (goal: ratio
+   ~1.0, both misfits skipped with a reason); then with each cap raised out of the way in turn: the
+   3 GB file is hashed in chunks (goal ~1.0 still) and the PNG is decoded (what its cap saves).
 
 Without --model, the CLIP is a randomly initialised ViT-B/32 built from `CLIPConfig()`: the same
 architecture and cost as openai/clip-vit-base-patch32, which cannot be downloaded everywhere.
@@ -265,14 +272,18 @@ def bench_queries(
 # --------------------------------------------------------------------------- 3. memory
 
 
-def _peak_rss_of_index(folder: Path, data_dir: Path, model_dir: Path) -> tuple[float, float]:
-    """(peak RSS in MB, seconds) of `python -m agent index FOLDER` in a fresh child process."""
+def _peak_rss_of_index(
+    folder: Path, data_dir: Path, model_dir: Path, extra_env: dict[str, str] | None = None
+) -> tuple[float, float, str]:
+    """(peak RSS in MB, seconds, its report) of `python -m agent index FOLDER` in a fresh child."""
     env = {
         **os.environ,
         "MODALGRAPH_DATA_DIR": str(data_dir),
         "MODALGRAPH_MODEL_CLIP": str(model_dir),
         "MODALGRAPH_DEVICE": "cpu",
         "MODALGRAPH_CONFIG": str(data_dir / "no-config.toml"),
+        "COLUMNS": "300",  # one report line per skipped file, however long its path
+        **(extra_env or {}),
     }
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child forked from this
     # (large) bench process would report the parent's memory. VmHWM belongs to the new image alone.
@@ -300,7 +311,7 @@ def _peak_rss_of_index(folder: Path, data_dir: Path, model_dir: Path) -> tuple[f
     if result.returncode != 0:
         raise SystemExit(f"modalgraph index failed: {result.stderr[-2000:]}")
     peak_kb = int(result.stderr.rsplit("PEAK_KB", 1)[1].split()[0])
-    return peak_kb / 1024, seconds
+    return peak_kb / 1024, seconds, result.stdout
 
 
 def bench_memory(work: Path, model_dir: Path, count: int) -> dict[str, Any]:
@@ -310,8 +321,8 @@ def bench_memory(work: Path, model_dir: Path, count: int) -> dict[str, Any]:
     few.mkdir(exist_ok=True)
     for path in photos[:small]:
         os.link(path, few / path.name)
-    peak_small, seconds_small = _peak_rss_of_index(few, work / "data-memory-few", model_dir)
-    peak, seconds = _peak_rss_of_index(work / "memory-photos", work / "data-memory", model_dir)
+    peak_small, seconds_small, _ = _peak_rss_of_index(few, work / "data-memory-few", model_dir)
+    peak, seconds, _ = _peak_rss_of_index(work / "memory-photos", work / "data-memory", model_dir)
     weights = sum(p.stat().st_size for p in model_dir.iterdir() if p.suffix == ".safetensors")
     return {
         "model": str(model_dir),
@@ -322,6 +333,83 @@ def bench_memory(work: Path, model_dir: Path, count: int) -> dict[str, Any]:
         f"peak_rss_mb_at_{small}_images": round(peak_small, 1),
         "seconds_small": round(seconds_small, 1),
         "growth_ratio": round(peak / peak_small, 3),
+    }
+
+
+# --------------------------------------------------------------------------- 4. oversized files
+
+
+def make_pixel_bomb(path: Path, side: int = 13000) -> Path:
+    """A side x side grey RGB PNG, written row by row so that its pixels are never held: 13000 gives
+    169 megapixels in about 500 KB, which decodes to half a gigabyte."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor = zlib.compressobj(9)
+    row = b"\0" + b"\x80" * (3 * side)  # filter type 0, then the row's pixels
+    with open(path, "wb") as handle:
+        handle.write(b"\x89PNG\r\n\x1a\n")
+        handle.write(chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)))
+        for _ in range(side):
+            data = compressor.compress(row)
+            if data:
+                handle.write(chunk(b"IDAT", data))
+        handle.write(chunk(b"IDAT", compressor.flush()))
+        handle.write(chunk(b"IEND", b""))
+    return path
+
+
+def make_sparse_file(path: Path, size: int = 3 * 2**30) -> Path:
+    """A file of `size` bytes that takes no disk space: what a 3 GB video renamed .jpg costs to read."""
+    with open(path, "wb") as handle:
+        handle.truncate(size)
+    return path
+
+
+def bench_caps(work: Path, model_dir: Path, count: int) -> dict[str, Any]:
+    """Peak RSS over normal photos, then over the same photos with a huge file and a pixel bomb."""
+    photos = make_photos(work / "caps-normal", count, (1024, 768), seed=3)
+    odd = work / "caps-odd"
+    odd.mkdir(exist_ok=True)
+    for path in photos:
+        os.link(path, odd / path.name)
+    make_sparse_file(odd / "huge.jpg")
+    make_pixel_bomb(odd / "bomb.png")
+    bomb_kb = (odd / "bomb.png").stat().st_size / 1024
+    normal, normal_s, _ = _peak_rss_of_index(work / "caps-normal", work / "data-caps-normal", model_dir)
+    capped, capped_s, report = _peak_rss_of_index(odd, work / "data-caps-odd", model_dir)
+    skipped = {
+        name: next((line.split(": ", 1)[1] for line in report.splitlines() if f"/{name}: " in line), None)
+        for name in ("huge.jpg", "bomb.png")
+    }
+    # Each cap raised out of the way in turn: the 3 GB file is then read, hashed in chunks (memory
+    # must stay flat) and found not to be an image; the PNG is decoded (what its cap saves).
+    file_env = {"MODALGRAPH_INDEX_MAX_FILE_MB": "8192"}
+    file_raised, file_s, _ = _peak_rss_of_index(odd, work / "data-caps-file", model_dir, file_env)
+    pixel_env = {"MODALGRAPH_INDEX_MAX_MEGAPIXELS": "178"}  # just under PIL's own bomb limit
+    pixel_raised, pixel_s, _ = _peak_rss_of_index(odd, work / "data-caps-pixels", model_dir, pixel_env)
+    return {
+        "photos": count,
+        "huge_file_bytes": 3 * 2**30,
+        "pixel_bomb": "13000x13000 RGB PNG",
+        "pixel_bomb_kb": round(bomb_kb),
+        "peak_rss_mb_normal_photos": round(normal, 1),
+        "peak_rss_mb_with_misfits": round(capped, 1),
+        "with_misfits_vs_normal": round(capped / normal, 3),
+        "skipped_reasons": skipped,
+        "peak_rss_mb_file_cap_raised": round(file_raised, 1),
+        "file_cap_raised_vs_normal": round(file_raised / normal, 3),
+        "peak_rss_mb_pixel_cap_raised": round(pixel_raised, 1),
+        "pixel_cap_raised_vs_normal": round(pixel_raised / normal, 3),
+        "seconds": {
+            "normal": round(normal_s, 1),
+            "with_misfits": round(capped_s, 1),
+            "file_cap_raised": round(file_s, 1),
+            "pixel_cap_raised": round(pixel_s, 1),
+        },
     }
 
 
@@ -344,8 +432,13 @@ def main(argv: list[str] | None = None) -> int:
         default="tiny",
         help="tiny: the shapes-world CLIP (fast, shows the pipeline's own memory); same: the throughput model",
     )
+    parser.add_argument(
+        "--caps-images", type=int, default=50, help="normal photos beside the oversized files (0: skip)"
+    )
     parser.add_argument("--model", type=Path, help="a CLIP checkpoint folder (default: random ViT-B/32)")
-    parser.add_argument("--skip", default="", help="comma list of parts to skip: throughput,queries,memory")
+    parser.add_argument(
+        "--skip", default="", help="comma list of parts to skip: throughput,queries,memory,caps"
+    )
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "library.json")
     args = parser.parse_args(argv)
@@ -362,19 +455,25 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         work = Path(tmp)
-        model_dir = args.model or make_vit_b32(work / "clip-vit-b32-random")
+
+        def big_model() -> Path:  # built only for the parts that use it: it takes a while
+            return args.model or make_vit_b32(work / "clip-vit-b32-random")
+
         results["model"] = str(args.model or "random ViT-B/32 (CLIPConfig defaults)")
         if "throughput" not in skip:
-            results["throughput"] = bench_throughput(work, model_dir, args.images, args.rounds)
+            results["throughput"] = bench_throughput(work, big_model(), args.images, args.rounds)
             print(json.dumps(results["throughput"]), file=sys.stderr, flush=True)
         if "queries" not in skip:
             sizes = [int(s) for s in args.vectors.split(",") if s]
             kinds = [k for k in args.vector_kinds.split(",") if k]
             results["queries"] = bench_queries(work, sizes, kinds, args.queries)
         if "memory" not in skip and args.memory_images > 0:
-            memory_model = model_dir if args.memory_model == "same" else tiny_clip(work / "clip-tiny")
+            memory_model = big_model() if args.memory_model == "same" else tiny_clip(work / "clip-tiny")
             results["memory"] = bench_memory(work, memory_model, args.memory_images)
             print(json.dumps(results["memory"]), file=sys.stderr, flush=True)
+        if "caps" not in skip and args.caps_images > 0:
+            results["caps"] = bench_caps(work, tiny_clip(work / "clip-tiny"), args.caps_images)
+            print(json.dumps(results["caps"]), file=sys.stderr, flush=True)
     results["self_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agent.core.disk_full import disk_full_error, is_disk_full
 from agent.core.errors import ConfigError, StorageError, one_line
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ class ChromaStore:
                     f"cannot reach the Chroma server at {host}:{self.settings.chroma_port} ({one_line(exc)}); "
                     "start it with `chroma run --path DIR --port PORT` or unset MODALGRAPH_CHROMA_HOST"
                 ) from None
+            self._raise_if_disk_full(exc)
             raise StorageError(
                 f"cannot open the image index in {self.settings.index_dir}: {one_line(exc)}"
             ) from None
@@ -226,7 +228,18 @@ class ChromaStore:
         except ModelMismatchError:
             raise
         except Exception as exc:  # chromadb's errors share no base class worth naming
+            self._raise_if_disk_full(exc)
             raise StorageError(f"{self.where}: {one_line(exc)}") from None
+
+    def _raise_if_disk_full(self, exc: Exception) -> None:
+        """Chroma reports a full disk as "Error in compaction: Failed to apply logs to the metadata
+        segment" or a bare SQLite I/O error: say what it is, and where. Embedded Chroma only: a
+        server's disk is not the one this machine can measure."""
+        if self.settings.chroma_host:
+            return
+        where = self.settings.index_dir
+        if is_disk_full(exc, where):
+            raise disk_full_error(where) from None
 
 
 def check_model(metadata: dict[str, Any], model: EmbeddingModel) -> None:

@@ -1,22 +1,26 @@
 """Finding image files under a folder and decoding them safely for the CLIP encoder.
 
 Scanning must never hang or crash on what real photo folders hold: symlink loops, unreadable
-folders, files that vanish mid-scan. Decoding must never be fatal: a corrupt, truncated, empty or
-non-image file becomes an `ImageDecodeError` with a one-line reason that the index reports.
+folders, files that vanish mid-scan, FIFOs (never opened: opening one blocks). What it cannot use
+is listed with a one-line reason (`ScanResult.skipped`). Decoding must never be fatal: a corrupt,
+truncated, empty or non-image file becomes an `ImageDecodeError` with a one-line reason that the
+index reports. Memory stays bounded whatever the file: big files are hashed in chunks and decoded
+from disk, and an image's pixel count is checked from its header before any pixel is decoded.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
 import stat
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from struct import error as struct_error
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -28,8 +32,41 @@ IMAGE_SUFFIXES = frozenset(
 )
 
 
+# Files up to this size are read whole, once, for both the hash and the decoder (one read of a
+# slow external disk instead of two); bigger ones are hashed in chunks and decoded from disk.
+WHOLE_READ_BYTES = 32 * 2**20
+READ_CHUNK_BYTES = 2**20
+
+# Reasons the scan gives for what it lists but does not index.
+LINK_OUTSIDE = "links outside the library folder"
+SYMLINK_LOOP = "symlink loop"
+BROKEN_LINK = "broken link (its target is missing)"
+_FILE_KINDS = {
+    stat.S_IFIFO: "FIFO",
+    stat.S_IFSOCK: "socket",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+}
+
+
 class ImageDecodeError(Exception):
     """A file that cannot be used as an image; the message is the reason shown to the user."""
+
+
+class FileTooLargeError(ImageDecodeError):
+    """A file over the caller's size limit; raised before more than the limit is read."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        super().__init__(f"too large: over {size} bytes")
+
+
+class TooManyPixelsError(ImageDecodeError):
+    """An image whose decode would need more pixels than the caller allows, known from its header."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.width, self.height = width, height
+        super().__init__(f"too many pixels to decode: {width}x{height}")
 
 
 @dataclass(frozen=True)
@@ -42,9 +79,21 @@ class ImageFile:
     mtime_ns: int
 
 
+@dataclass(frozen=True)
+class ScanSkip:
+    """Something the scan found but will not index, with the stat fields of the entry itself (not
+    of a link's target), so that an unchanged one is recognised next time."""
+
+    path: Path
+    reason: str
+    size: int
+    mtime_ns: int
+
+
 @dataclass
 class ScanResult:
     files: list[ImageFile] = field(default_factory=list)
+    skipped: list[ScanSkip] = field(default_factory=list)
     # Folders that could not be listed: their files are neither indexed nor treated as deleted.
     unreadable_dirs: list[tuple[Path, str]] = field(default_factory=list)
 
@@ -53,60 +102,176 @@ def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
 
 
-def scan_folder(root: Path) -> ScanResult:
+def real_path(path: Path) -> Path:
+    """`path` with every symlink resolved: what the library rule judges (see `scan_folder`)."""
+    return Path(os.path.realpath(path))
+
+
+def scan_folder(root: Path, library: Sequence[Path] = ()) -> ScanResult:
     """All image-suffixed files under `root`, following symlinks but visiting each real folder once.
 
-    Hidden files and folders (".thumbnails", "._IMG.JPG" resource forks) are skipped. Paths are
-    reported under `root` as the user sees them, not as symlink targets.
+    A file belongs to the library only if its real path (symlinks resolved) lies inside `root` or
+    one of the `library` folders: the same rule as the tools' path guard, so nothing is indexed
+    that they would refuse to read. Links leading elsewhere, FIFOs and other special files, symlink
+    loops and broken links are listed in `skipped` with a reason; a FIFO is never opened. Hidden
+    files and folders (".thumbnails", "._IMG.JPG" resource forks) are skipped silently, as are
+    files without an image suffix. Paths are reported under `root` as the user sees them.
     """
     result = ScanResult()
+    allowed = [real_path(folder) for folder in (root, *library)]
+
+    def inside(path: Path) -> bool:
+        return any(path.is_relative_to(folder) for folder in allowed)
+
     visited: set[tuple[int, int]] = set()
-    stack = [root]
+    # (path as the user sees it, its real path): a folder's real path gives its plain entries' real
+    # paths without resolving each one, which would cost a few system calls per photo.
+    stack = [(root, real_path(root))]
     while stack:
-        folder = stack.pop()
-        try:
-            info = folder.stat()
-        except OSError as exc:
-            result.unreadable_dirs.append((folder, exc.strerror or str(exc)))
-            continue
-        # (device, inode) identifies the real folder: a symlink loop or a second link to a folder
-        # already walked is skipped instead of walked again (or forever).
-        key = (info.st_dev, info.st_ino)
-        if key in visited:
-            continue
-        visited.add(key)
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError as exc:
-            result.unreadable_dirs.append((folder, exc.strerror or str(exc)))
-            continue
-        subfolders = []
+        folder, real = stack.pop()
+        entries = _list_folder(folder, visited, result)
+        subfolders: list[tuple[Path, Path]] = []
         for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            try:
-                entry_stat = entry.stat(follow_symlinks=True)
-            except OSError:
-                # A dangling symlink or a file deleted since the listing: nothing to index.
-                continue
-            if stat.S_ISDIR(entry_stat.st_mode):
-                subfolders.append(Path(entry.path))
-            elif stat.S_ISREG(entry_stat.st_mode) and is_image_name(entry.name):
-                result.files.append(
-                    ImageFile(Path(entry.path), root, entry_stat.st_size, entry_stat.st_mtime_ns)
-                )
+            if not entry.name.startswith("."):
+                _scan_entry(entry, real, root, inside, result, subfolders)
         # Reversed so the stack pops folders in name order: a stable order makes resumes predictable.
         stack.extend(reversed(subfolders))
     return result
 
 
-def read_and_hash(path: Path) -> tuple[bytes, str]:
-    """The file's bytes and their sha256: read once, used for both the content key and decoding."""
+def _list_folder(folder: Path, visited: set[tuple[int, int]], result: ScanResult) -> list[os.DirEntry[str]]:
+    """The folder's entries by name; none when it was walked already or cannot be listed."""
     try:
-        data = path.read_bytes()
+        info = folder.stat()
+    except OSError as exc:
+        result.unreadable_dirs.append((folder, exc.strerror or str(exc)))
+        return []
+    # (device, inode) identifies the real folder: a second link to a folder already walked, or a
+    # link back up the tree, is skipped instead of walked again (or forever).
+    key = (info.st_dev, info.st_ino)
+    if key in visited:
+        return []
+    visited.add(key)
+    try:
+        return sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        result.unreadable_dirs.append((folder, exc.strerror or str(exc)))
+        return []
+
+
+def _scan_entry(
+    entry: os.DirEntry[str],
+    real_folder: Path,
+    root: Path,
+    inside: Callable[[Path], bool],
+    result: ScanResult,
+    subfolders: list[tuple[Path, Path]],
+) -> None:
+    """Sort one folder entry into a file to index, a subfolder to walk, a listed skip, or nothing."""
+    try:
+        info = entry.stat(follow_symlinks=True)  # stat never opens: a FIFO cannot block it
+    except OSError as exc:
+        reason = _unusable_entry_reason(entry, exc)
+        if reason is not None:
+            result.skipped.append(_scan_skip(entry, reason))
+        return
+    real = real_path(Path(entry.path)) if _is_link(entry) else real_folder / entry.name
+    if stat.S_ISDIR(info.st_mode):
+        if inside(real):
+            subfolders.append((Path(entry.path), real))
+        else:
+            result.skipped.append(_scan_skip(entry, LINK_OUTSIDE))
+    elif not is_image_name(entry.name):
+        return  # not offered as a photo: `.txt` files and the like are not worth a line
+    elif not inside(real):
+        result.skipped.append(_scan_skip(entry, LINK_OUTSIDE))
+    elif not stat.S_ISREG(info.st_mode):
+        kind = _FILE_KINDS.get(stat.S_IFMT(info.st_mode), "special file")
+        result.skipped.append(_scan_skip(entry, f"not a regular file ({kind})"))
+    else:
+        result.files.append(ImageFile(Path(entry.path), root, info.st_size, info.st_mtime_ns))
+
+
+def _unusable_entry_reason(entry: os.DirEntry[str], exc: OSError) -> str | None:
+    """Why an entry that cannot be stat'ed is listed, or None to pass over it in silence."""
+    if exc.errno == errno.ELOOP:
+        return SYMLINK_LOOP  # listed whatever its name: it may have been meant as a folder
+    if not is_image_name(entry.name):
+        return None
+    if exc.errno == errno.ENOENT:
+        # A link to a missing target is worth a line; a file deleted since the listing is not.
+        return BROKEN_LINK if _is_link(entry) else None
+    return f"cannot read: {exc.strerror or exc}"
+
+
+def _is_link(entry: os.DirEntry[str]) -> bool:
+    """Whether the entry may be a symlink; when unsure, yes: resolving a plain file costs a little
+    time, while taking a link for a plain file could let a file outside the library in."""
+    try:
+        return entry.is_symlink()
+    except OSError:
+        return True
+
+
+def _scan_skip(entry: os.DirEntry[str], reason: str) -> ScanSkip:
+    try:
+        info = entry.stat(follow_symlinks=False)
+    except OSError:  # gone since the listing; the reason still stands for this scan
+        return ScanSkip(Path(entry.path), reason, 0, 0)
+    return ScanSkip(Path(entry.path), reason, info.st_size, info.st_mtime_ns)
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """`path` opened for reading, refused unless it is a regular file. Opened non-blocking, so that a
+    FIFO put where a photo was (after the scan) is refused at once instead of hanging the worker."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
     except OSError as exc:
         raise ImageDecodeError(f"cannot read: {exc.strerror or exc}") from None
-    return data, hashlib.sha256(data).hexdigest()
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = _FILE_KINDS.get(stat.S_IFMT(mode), "special file")
+            raise ImageDecodeError(f"not a regular file ({kind})")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def _read(handle: BinaryIO, size: int) -> bytes:
+    try:
+        return handle.read(size)
+    except OSError as exc:  # a failing disk, or one unplugged mid-read
+        raise ImageDecodeError(f"cannot read: {exc.strerror or exc}") from None
+
+
+def read_and_hash(path: Path, max_bytes: int | None = None) -> tuple[bytes | None, str]:
+    """The file's sha256, and its bytes when it is small enough to keep (`WHOLE_READ_BYTES`): then
+    one read serves both the content key and the decoder. A bigger file is hashed in chunks and its
+    bytes are not returned (None): decode it from its path. Reading stops with `FileTooLargeError`
+    as soon as more than `max_bytes` were read (a file may grow after the scan measured it)."""
+    keep = WHOLE_READ_BYTES if max_bytes is None else min(WHOLE_READ_BYTES, max_bytes)
+    with open_regular(path) as handle:
+        head = _read(handle, keep + 1)
+        total = len(head)
+        _check_size(total, max_bytes)
+        digest = hashlib.sha256(head)
+        if total <= keep:
+            return head, digest.hexdigest()
+        del head
+        while chunk := _read(handle, READ_CHUNK_BYTES):
+            total += len(chunk)
+            _check_size(total, max_bytes)
+            digest.update(chunk)
+    return None, digest.hexdigest()
+
+
+def _check_size(size: int, max_bytes: int | None) -> None:
+    if max_bytes is not None and size > max_bytes:
+        raise FileTooLargeError(size)
 
 
 def _flatten_alpha(image: Image.Image) -> Image.Image:
@@ -169,26 +334,38 @@ class DecodedImage:
     height: int
 
 
-def decode_image(data: bytes, min_side: int = 224) -> DecodedImage:
-    """Decode `data` into an upright RGB image whose shorter side is at least `min_side` (when the
-    original is that large) but not much more: big photos are shrunk early, so that a 40-megapixel
-    file costs a few megabytes rather than hundreds.
+def decode_image(source: bytes | Path, min_side: int = 224, max_pixels: int | None = None) -> DecodedImage:
+    """Decode `source` (a file's bytes, or its path: read as needed) into an upright RGB image whose
+    shorter side is at least `min_side` (when the original is that large) but not much more: big
+    photos are shrunk early, so that a 40-megapixel file costs a few megabytes rather than hundreds.
 
     GIF, animated WebP and multi-page TIFF give their first frame. EXIF orientation is applied.
-    Images over PIL's decompression-bomb limit (about 179 MP) are refused.
+    Images over PIL's decompression-bomb limit (about 179 MP) are refused, and so, with
+    `TooManyPixelsError`, is one whose decode needs more than `max_pixels` pixels: known from the
+    header (a JPEG's reduced decoding size counts), before any pixel is decoded.
     """
+    if isinstance(source, bytes) and not source:
+        raise ImageDecodeError("empty file (0 bytes)")
+    stream = io.BytesIO(source) if isinstance(source, bytes) else open_regular(source)
+    with stream:
+        return _decode(stream, min_side, max_pixels)
+
+
+def _decode(stream: BinaryIO, min_side: int, max_pixels: int | None) -> DecodedImage:
     from PIL import Image, UnidentifiedImageError
 
-    if not data:
-        raise ImageDecodeError("empty file (0 bytes)")
     _silence_bomb_warning()
     try:
-        image = Image.open(io.BytesIO(data))
-        orientation = image.getexif().get(_EXIF_ORIENTATION)
+        image = Image.open(stream)
         width, height = image.size
         if image.format == "JPEG":
             # Decode at 1/2, 1/4 or 1/8 scale straight from the DCT, still at least min_side.
             image.draft("RGB", (min_side, min_side))
+        if max_pixels is not None and image.size[0] * image.size[1] > max_pixels:
+            raise TooManyPixelsError(*image.size)
+        # Only after the pixel check: a PNG's getexif() decodes the whole image, since its EXIF
+        # chunk may follow the pixels.
+        orientation = image.getexif().get(_EXIF_ORIENTATION)
         image.load()
         image = _to_rgb(image)
         shorter = min(image.size)

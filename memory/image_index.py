@@ -9,6 +9,7 @@ preprocess the next batches while the model embeds the current one.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 import time
@@ -19,19 +20,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.core.errors import ModalgraphError, StorageError, ToolInputError
+from agent.core.disk_full import DiskFullError
+from agent.core.errors import ModalgraphError, StorageError, ToolInputError, one_line
 from agent.core.file_lock import exclusive_lock
+from agent.core.text import shown_path
 from memory.chroma_store import ChromaStore, CollectionInfo, EmbeddingModel, ModelMismatchError
 from memory.image_files import (
+    FileTooLargeError,
     ImageDecodeError,
     ImageFile,
+    TooManyPixelsError,
     decode_image,
     iter_chunks,
     read_and_hash,
     scan_folder,
 )
+from memory.index_limits import IndexLimits
 from memory.library_manifest import FileRow, LibraryManifest, RootStatus, SkippedRow
 from memory.library_roots import manifest_path
+from memory.stored_paths import is_utf8, path_from_metadata, path_metadata
 
 if TYPE_CHECKING:
     import numpy as np
@@ -55,6 +62,9 @@ ProgressCallback = Callable[[IndexProgress], None]
 
 @dataclass(frozen=True)
 class SkippedFile:
+    """A file not indexed, and why. `path` is exact (it may hold surrogates, see
+    `memory.stored_paths`): show it through `agent.core.text.shown_path`."""
+
     path: str
     reason: str
 
@@ -108,6 +118,7 @@ class LibraryStatus:
     vectors: int
     roots: list[RootStatus]
     other_collections: list[CollectionInfo]
+    skipped: list[SkippedFile] = field(default_factory=list)  # every root's, with the reasons
 
 
 @dataclass
@@ -167,16 +178,18 @@ class ImageIndex:
     ) -> IndexReport:
         """Index `folders` (default: every folder indexed before); returns what was done.
 
-        Unreadable files never stop the run: they are listed in `report.skipped`.
+        Unusable files never stop the run: they are listed in `report.skipped`, each with a reason.
         """
         notify = progress or (lambda _event: None)
         cancel = cancel or threading.Event()
         batch_size = batch_size or self.settings.clip_batch_size
         started = time.perf_counter()
         model = self.embedding_model()  # first: a missing model must not leave a folder registered
-        targets = self._targets(folders)
-        report = IndexReport(roots=sorted({root for root, _ in targets}), model_id=model.model_id)
         with self._exclusive():
+            # Registers new folders: only once this run holds the lock, so that a run refused
+            # because another is busy leaves no empty folder behind.
+            targets = self._targets(folders)
+            report = IndexReport(roots=sorted({root for root, _ in targets}), model_id=model.model_id)
             collection = self.store.open(model, create=True)
             name = model.collection_name
             known = self._recover(collection, name)
@@ -216,9 +229,11 @@ class ImageIndex:
             try:
                 folder = folder.resolve(strict=True)
             except (OSError, RuntimeError):
-                raise ToolInputError(f"folder not found: {raw}") from None
+                raise ToolInputError(f"folder not found: {shown_path(raw)}") from None
             if not folder.is_dir():
-                raise ToolInputError(f"not a folder: {raw} (give the folder that holds your photos)")
+                raise ToolInputError(
+                    f"not a folder: {shown_path(raw)} (give the folder that holds your photos)"
+                )
             if not any(folder.is_relative_to(r) for r in roots):
                 inner = [r for r in roots if Path(r).is_relative_to(folder)]
                 self.manifest.add_root(str(folder), absorbed=inner)
@@ -233,8 +248,9 @@ class ImageIndex:
         return targets
 
     def _plan_folder(self, collection: str, root: str, folder: str, report: IndexReport) -> list[ImageFile]:
-        """Scan one folder: forget deleted files now, return new and changed ones to embed."""
-        scan = scan_folder(Path(folder))
+        """Scan one folder: forget deleted files now, record what cannot be indexed, return new and
+        changed files to embed."""
+        scan = scan_folder(Path(folder), [Path(r) for r in self.manifest.roots()])
         report.unreadable_dirs += [(str(p), reason) for p, reason in scan.unreadable_dirs]
         prefix = folder.rstrip(os.sep) + os.sep
         known = {
@@ -248,8 +264,10 @@ class ImageIndex:
             if folder == root or path.startswith(prefix)
         }
         report.scanned += len(scan.files)
+        limits = IndexLimits.from_settings(self.settings)
         seen = set()
         todo = []
+        skips: list[SkippedRow] = []
         for item in scan.files:
             path = str(item.path)
             seen.add(path)
@@ -257,12 +275,26 @@ class ImageIndex:
             bad = previously_skipped.get(path)
             if row is not None and row.size == item.size and row.mtime_ns == item.mtime_ns:
                 report.unchanged += 1
-            elif bad is not None and bad.size == item.size and bad.mtime_ns == item.mtime_ns:
-                # Still the same unreadable file: list it again, but do not decode it again.
+            elif item.size > limits.max_bytes:
+                # Decided from the size the scan saw: not a byte of the file is read.
+                reason = limits.file_reason(item.size)
+                skips += _listed(SkippedRow(path, root, reason, item.size, item.mtime_ns), bad, report)
+            elif bad is not None and _same_file(bad, item) and not limits.outdated(bad.reason):
+                # Still the same unreadable file: list it again, but do not decode it again. One
+                # skipped for a cap whose value has changed since is looked at again.
                 report.skipped.append(SkippedFile(path, bad.reason))
                 report.skipped_unchanged += 1
             else:
                 todo.append(ImageFile(item.path, Path(root), item.size, item.mtime_ns))
+        for found in scan.skipped:
+            path = str(found.path)
+            seen.add(path)
+            listed = SkippedRow(path, root, found.reason, found.size, found.mtime_ns)
+            skips += _listed(listed, previously_skipped.get(path), report)
+        if skips:
+            # Recorded now, so that `--status` lists them too; a file indexed before under this
+            # path (say, a photo now replaced by a link out of the library) loses its record.
+            self.manifest.commit_batch(collection, [], skips)
         blocked = [str(p).rstrip(os.sep) + os.sep for p, _ in scan.unreadable_dirs]
         gone = [
             path
@@ -314,24 +346,10 @@ class ImageIndex:
         )
         done = 0
         notify(IndexProgress("embedding", 0, len(todo)))
+        limits = IndexLimits.from_settings(self.settings)
 
         def prepare(item: ImageFile) -> _Prepared:
-            result = _Prepared(item)
-            try:
-                data, result.digest = read_and_hash(item.path)
-                if result.digest in known:
-                    return result  # identical content already embedded: no need to decode
-                model = encoder.get()
-                decoded = decode_image(data, model.image_side)
-                result.width, result.height = decoded.width, decoded.height
-                result.pixels = model.prepare(decoded.image)
-            except ImageDecodeError as exc:
-                result.error = str(exc)
-            except ModalgraphError:
-                raise  # the model cannot load: that ends the run, it is not this file's fault
-            except Exception as exc:  # a decoder bug on one odd file must not end the run
-                result.error = f"cannot decode: {type(exc).__name__}: {exc}"
-            return result
+            return _prepare(item, known, encoder, limits)
 
         with ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="decode") as pool:
             for batch in _prefetched(pool, prepare, todo, batch_size, ahead=2):
@@ -351,32 +369,65 @@ class ImageIndex:
         known: set[str],
         report: IndexReport,
     ) -> None:
-        """Embed one batch and record it, in the order that keeps the manifest's invariant."""
-        rows: list[FileRow] = []
-        skipped: list[SkippedRow] = []
-        fresh: dict[str, _Prepared] = {}
-        for item in batch:
-            path, root = str(item.file.path), str(item.file.root)
-            if item.error is not None:
-                skipped.append(SkippedRow(path, root, item.error, item.file.size, item.file.mtime_ns))
-                report.skipped.append(SkippedFile(path, item.error))
-                continue
-            rows.append(FileRow(path, root, item.digest, item.file.size, item.file.mtime_ns))
-            if item.digest in known or item.digest in fresh:
-                report.reused += 1
-            else:
-                # `known` only grows during a run, so a file the worker did not decode is in it.
-                fresh[item.digest] = item
-        if fresh:
-            hashes = list(fresh)
-            t0 = time.perf_counter()
-            vectors = encoder.get().encode_prepared([fresh[h].pixels for h in hashes])
-            report.embed_seconds += time.perf_counter() - t0
-            self.manifest.mark_pending(name, hashes)
-            self.store.upsert(collection, hashes, vectors, [_metadata(fresh[h]) for h in hashes])
-            known.update(hashes)
-            report.embedded += len(hashes)
+        """Embed one batch and record it, in the order that keeps the manifest's invariant. A file
+        whose record Chroma cannot take is skipped with the reason; the rest of the batch goes on."""
+        rows, skipped, fresh = _sort_batch(batch, known)
+        failed = self._store_vectors(fresh, encoder, collection, name, report) if fresh else {}
+        for row in [r for r in rows if r.hash in failed]:
+            skipped.append(SkippedRow(row.path, row.root, failed[row.hash], row.size, row.mtime_ns))
+        rows = [r for r in rows if r.hash not in failed]
+        stored = [h for h in fresh if h not in failed]
+        known.update(stored)
+        report.embedded += len(stored)
+        report.reused += len(rows) - len(stored)  # each stored hash has one first file in `rows`
+        report.skipped += [SkippedFile(bad.path, bad.reason) for bad in skipped]
         self.manifest.commit_batch(name, rows, skipped)
+
+    def _store_vectors(
+        self,
+        fresh: dict[str, tuple[_Prepared, dict[str, Any]]],
+        encoder: _LazyEncoder,
+        collection: Any,
+        name: str,
+        report: IndexReport,
+    ) -> dict[str, str]:
+        """Embed and upsert new content; returns {hash: reason} for records Chroma refused."""
+        hashes = list(fresh)
+        t0 = time.perf_counter()
+        vectors = encoder.get().encode_prepared([fresh[h][0].pixels for h in hashes])
+        report.embed_seconds += time.perf_counter() - t0
+        metadatas = [fresh[h][1] for h in hashes]
+        self.manifest.mark_pending(name, hashes)
+        try:
+            self.store.upsert(collection, hashes, vectors, metadatas)
+        except DiskFullError:
+            raise  # nothing any one file did: the run ends, everything committed is kept
+        except StorageError as exc:
+            return self._upsert_one_by_one(collection, hashes, vectors, metadatas, exc)
+        return {}
+
+    def _upsert_one_by_one(
+        self,
+        collection: Any,
+        hashes: list[str],
+        vectors: np.ndarray,
+        metadatas: list[dict[str, Any]],
+        batch_error: StorageError,
+    ) -> dict[str, str]:
+        """After a refused batch, find the records at fault. When every one fails the store itself
+        is failing (a server gone, permissions), which ends the run like any storage error."""
+        failed: dict[str, str] = {}
+        for n, digest in enumerate(hashes):
+            try:
+                self.store.upsert(collection, [digest], vectors[n : n + 1], [metadatas[n]])
+            except DiskFullError:
+                raise
+            except StorageError as exc:
+                failed[digest] = f"cannot be stored in the index: {one_line(exc)}"
+        if len(failed) == len(hashes):
+            raise batch_error
+        # Refused hashes stay pending without a file: `_drop_orphans` clears them at the end.
+        return failed
 
     def _exclusive(self) -> contextlib.AbstractContextManager[None]:
         """One index run at a time per data dir: two would race on the same records."""
@@ -389,7 +440,9 @@ class ImageIndex:
         """Remove a folder (an indexed root) and its records from every model's collection."""
         resolved = str(Path(folder).expanduser().resolve())
         if resolved not in self.manifest.roots():
-            raise ToolInputError(f"{folder} is not an indexed folder; see `modalgraph index --status`")
+            raise ToolInputError(
+                f"{shown_path(folder)} is not an indexed folder; see `modalgraph index --status`"
+            )
         with self._exclusive():
             pairs = self.manifest.remove_root(resolved)
             for collection_name in sorted({c for c, _digest in pairs}):
@@ -420,15 +473,16 @@ class ImageIndex:
         """Images like the one at `path` (a trusted path: callers check LLM-chosen paths first).
         The file itself, if indexed, is left out: it is not a *similar* image, it is the same one."""
         source = Path(path)
-        if not source.is_file():
-            raise ToolInputError(f"image not found: {path}")
+        _check_query_image(source)
         model, collection = self._searchable()
+        limits = IndexLimits.from_settings(self.settings)  # a query costs what an indexed file does
         try:
-            data, digest = read_and_hash(source)
+            data, digest = read_and_hash(source, limits.max_bytes)
             encoder = self.encoder()
-            decoded = decode_image(data, encoder.image_side)
+            decoded = decode_image(source if data is None else data, encoder.image_side, limits.max_pixels)
         except ImageDecodeError as exc:
-            raise ToolInputError(f"cannot use {path} as a query image: {exc}") from None
+            reason = _skip_reason(exc, source.stat().st_size, limits)
+            raise ToolInputError(f"cannot use {shown_path(source)} as a query image: {reason}") from None
         vector = encoder.encode_images([decoded.image])[0]
         return self.search_vector(vector, k, model=model, collection=collection, exclude={digest})
 
@@ -456,8 +510,8 @@ class ImageIndex:
             if not found:
                 # A shared Chroma server may hold records this machine never indexed: use the
                 # record's own path when it exists here.
-                recorded = neighbour.metadata.get("path")
-                if not (isinstance(recorded, str) and os.path.isfile(recorded)):
+                recorded = path_from_metadata(neighbour.metadata)
+                if recorded is None or not os.path.isfile(recorded):
                     continue
                 found = [recorded]
             try:
@@ -518,6 +572,7 @@ class ImageIndex:
             vectors=current.count if current else 0,
             roots=self.manifest.root_status(name),
             other_collections=[c for c in collections if c.name != name],
+            skipped=[SkippedFile(row.path, row.reason) for row in self.manifest.skipped_files(name)],
         )
 
 
@@ -544,15 +599,112 @@ class _LazyEncoder:
         return self._encoder
 
 
+def _prepare(item: ImageFile, known: set[str], encoder: _LazyEncoder, limits: IndexLimits) -> _Prepared:
+    """What a worker thread does with one file: hash it, and decode it unless its content is known."""
+    result = _Prepared(item)
+    try:
+        data, result.digest = read_and_hash(item.path, limits.max_bytes)
+        if result.digest in known:
+            return result  # identical content already embedded: no need to decode
+        model = encoder.get()
+        # A big file's bytes were not kept (memory stays flat): the decoder reads it from disk.
+        decoded = decode_image(item.path if data is None else data, model.image_side, limits.max_pixels)
+        result.width, result.height = decoded.width, decoded.height
+        result.pixels = model.prepare(decoded.image)
+    except ImageDecodeError as exc:
+        result.error = _skip_reason(exc, item.size, limits)
+    except ModalgraphError:
+        raise  # the model cannot load: that ends the run, it is not this file's fault
+    except Exception as exc:  # a decoder bug on one odd file must not end the run
+        result.error = f"cannot decode: {type(exc).__name__}: {exc}"
+    return result
+
+
+def _skip_reason(exc: ImageDecodeError, size: int, limits: IndexLimits) -> str:
+    """The one line shown for a file: a cap's reason names the setting that lets the file in."""
+    if isinstance(exc, FileTooLargeError):
+        return limits.file_reason(max(size, exc.size))  # it grew after the scan measured it
+    if isinstance(exc, TooManyPixelsError):
+        return limits.pixel_reason(exc.width, exc.height)
+    return str(exc)
+
+
+def _check_query_image(source: Path) -> None:
+    """A query image must be one existing regular file; say which it is not."""
+    shown = shown_path(source)
+    if source.is_dir():
+        raise ToolInputError(f"{shown} is a folder, not an image: give one image file to search by")
+    if not source.exists():
+        raise ToolInputError(f"image not found: {shown}")
+    if not source.is_file():
+        raise ToolInputError(f"{shown} is not a regular file: give one image file to search by")
+
+
+def _same_file(row: SkippedRow, item: ImageFile) -> bool:
+    return row.size == item.size and row.mtime_ns == item.mtime_ns
+
+
+def _listed(row: SkippedRow, before: SkippedRow | None, report: IndexReport) -> list[SkippedRow]:
+    """Report a file the scan will not index; returns the row to record, none when already recorded."""
+    report.skipped.append(SkippedFile(row.path, row.reason))
+    if row == before:
+        report.skipped_unchanged += 1
+        return []
+    return [row]
+
+
+def _sort_batch(
+    batch: list[_Prepared], known: set[str]
+) -> tuple[list[FileRow], list[SkippedRow], dict[str, tuple[_Prepared, dict[str, Any]]]]:
+    """A prepared batch as (file rows, skipped rows, new content by hash with its Chroma metadata)."""
+    rows: list[FileRow] = []
+    skipped: list[SkippedRow] = []
+    fresh: dict[str, tuple[_Prepared, dict[str, Any]]] = {}
+    for item in batch:
+        path, root = str(item.file.path), str(item.file.root)
+        size, mtime_ns = item.file.size, item.file.mtime_ns
+        # `known` only grows during a run, so a file the worker did not decode is in it.
+        new = item.error is None and item.digest not in known and item.digest not in fresh
+        meta: dict[str, Any] = {}
+        if new:
+            try:
+                meta = _metadata(item)
+            except ValueError as exc:  # one odd file: skipped, never the end of the run
+                item.error = f"cannot be stored in the index: {exc}"
+        if item.error is not None:
+            skipped.append(SkippedRow(path, root, item.error, size, mtime_ns))
+            continue
+        rows.append(FileRow(path, root, item.digest, size, mtime_ns))
+        if new:
+            fresh[item.digest] = (item, meta)
+    return rows, skipped, fresh
+
+
 def _metadata(item: _Prepared) -> dict[str, Any]:
+    """The Chroma record's metadata, checked value by value: Chroma refuses a whole batch over one
+    value it cannot convert, so a bad value must be caught here, for its own file alone."""
     meta: dict[str, Any] = {
-        "path": str(item.file.path),
+        **path_metadata(str(item.file.path)),
         "size": item.file.size,
         "mtime": item.file.mtime_ns / 1e9,
     }
     if item.width is not None and item.height is not None:
         meta["width"], meta["height"] = item.width, item.height
+    for key, value in meta.items():
+        _check_metadata_value(key, value)
     return meta
+
+
+def _check_metadata_value(key: str, value: object) -> None:
+    if isinstance(value, bool):
+        return
+    if isinstance(value, str) and is_utf8(value):
+        return
+    if isinstance(value, int) and -(2**63) <= value < 2**63:
+        return
+    if isinstance(value, float) and math.isfinite(value):
+        return
+    raise ValueError(f"its {key} {value!r} is not a value Chroma can store")
 
 
 def _int_or_none(value: object) -> int | None:

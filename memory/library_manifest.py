@@ -10,6 +10,9 @@ A batch is committed as: add its new hashes to `pending` -> upsert the vectors i
 one transaction, write the batch's `files` rows and clear those hashes from `pending`. A SIGKILL
 anywhere leaves either a finished batch or vectors whose hashes are in `pending`: the next run
 reuses them (no re-embedding) and deletes any that no file refers to any more.
+
+Paths are stored through `memory.stored_paths`: text when valid UTF-8, exact bytes otherwise. Every
+method takes and returns paths as str; the conversion happens here, at the edge of SQLite.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.core.disk_full import disk_full_error, is_disk_full
 from agent.core.errors import StorageError
+from memory.stored_paths import path_from_db, path_to_db
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -76,7 +81,8 @@ class FileRow:
 
 @dataclass(frozen=True)
 class SkippedRow:
-    """A file that could not be decoded, remembered so an unchanged one is not decoded again."""
+    """A file that could not be indexed (undecodable, over a limit, a FIFO, a link out of the
+    library), remembered with its reason: listed by `--status`, and not decoded again unchanged."""
 
     path: str
     root: str
@@ -114,6 +120,8 @@ class LibraryManifest:
             self._conn.executescript(SCHEMA)
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.Error as exc:
+            if is_disk_full(exc, path.parent):
+                raise disk_full_error(path.parent) from None
             raise StorageError(f"cannot open the library manifest {path}: {exc}") from None
 
     def close(self) -> None:
@@ -130,45 +138,60 @@ class LibraryManifest:
                 raise
             self._conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
-            if "full" in str(exc).lower():
-                raise StorageError(f"disk full while writing {self.path}; free space and re-run") from None
+            self._abandon()
+            if is_disk_full(exc, self.path.parent):
+                raise disk_full_error(self.path.parent) from None
             raise StorageError(f"cannot write the library manifest {self.path}: {exc}") from None
+
+    def _abandon(self) -> None:
+        """Roll back what a failed COMMIT left open: SQLite keeps some failed transactions active
+        (and rolls others back itself), and the next BEGIN must not find one."""
+        if self._conn.in_transaction:
+            # An error here means SQLite rolled back already: nothing of the batch was written.
+            with suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
 
     # ----------------------------------------------------------------- roots
 
     def roots(self) -> list[str]:
-        return [r[0] for r in self._conn.execute("SELECT path FROM roots ORDER BY path")]
+        return sorted(path_from_db(r[0]) for r in self._conn.execute("SELECT path FROM roots"))
 
     def add_root(self, root: str, absorbed: Sequence[str] = ()) -> None:
         """Register `root`; folders inside it that were roots themselves become part of it."""
+        stored = path_to_db(root)
         with self.transaction() as conn:
-            conn.execute("INSERT OR IGNORE INTO roots (path, added_at) VALUES (?, ?)", (root, time.time()))
-            for inner in absorbed:
+            conn.execute("INSERT OR IGNORE INTO roots (path, added_at) VALUES (?, ?)", (stored, time.time()))
+            for inner in map(path_to_db, absorbed):
                 conn.execute("DELETE FROM roots WHERE path = ?", (inner,))
-                conn.execute("UPDATE files SET root = ? WHERE root = ?", (root, inner))
-                conn.execute("UPDATE skipped SET root = ? WHERE root = ?", (root, inner))
+                conn.execute("UPDATE files SET root = ? WHERE root = ?", (stored, inner))
+                conn.execute("UPDATE skipped SET root = ? WHERE root = ?", (stored, inner))
                 conn.execute("DELETE FROM root_runs WHERE root = ?", (inner,))
 
     def remove_root(self, root: str) -> list[tuple[str, str]]:
         """Forget a root in every collection; returns the (collection, hash) pairs it held, now pending."""
+        stored = path_to_db(root)
         with self.transaction() as conn:
             pairs = conn.execute(
-                "SELECT DISTINCT collection, hash FROM files WHERE root = ?", (root,)
+                "SELECT DISTINCT collection, hash FROM files WHERE root = ?", (stored,)
             ).fetchall()
             conn.executemany("INSERT OR IGNORE INTO pending (collection, hash) VALUES (?, ?)", pairs)
             for table in ("files", "skipped", "root_runs"):
-                conn.execute(f"DELETE FROM {table} WHERE root = ?", (root,))
-            conn.execute("DELETE FROM roots WHERE path = ?", (root,))
+                conn.execute(f"DELETE FROM {table} WHERE root = ?", (stored,))
+            conn.execute("DELETE FROM roots WHERE path = ?", (stored,))
         return [(c, h) for c, h in pairs]
 
     # ----------------------------------------------------------------- files
 
     def files_under(self, collection: str, root: str) -> dict[str, FileRow]:
         rows = self._conn.execute(
-            "SELECT path, root, hash, size, mtime_ns FROM files WHERE collection = ? AND root = ?",
-            (collection, root),
+            "SELECT path, hash, size, mtime_ns FROM files WHERE collection = ? AND root = ?",
+            (collection, path_to_db(root)),
         )
-        return {row[0]: FileRow(*row) for row in rows}
+        found = {}
+        for stored, digest, size, mtime_ns in rows:
+            path = path_from_db(stored)
+            found[path] = FileRow(path, root, digest, size, mtime_ns)
+        return found
 
     def known_hashes(self, collection: str) -> set[str]:
         """Hashes whose vectors are in Chroma: referenced by a file, or pending (upserted, maybe)."""
@@ -188,7 +211,7 @@ class LibraryManifest:
                 (collection, *chunk),
             )
             for digest, path in rows:
-                found[digest].append(path)
+                found[digest].append(path_from_db(path))
         return found
 
     def mark_pending(self, collection: str, hashes: Iterable[str]) -> None:
@@ -206,7 +229,8 @@ class LibraryManifest:
         now = time.time()
         with self.transaction() as conn:
             for row in rows:
-                old = _hash_of(conn, collection, row.path)
+                path = path_to_db(row.path)
+                old = _hash_of(conn, collection, path)
                 if old is not None and old != row.hash:
                     conn.execute(
                         "INSERT OR IGNORE INTO pending (collection, hash) VALUES (?, ?)", (collection, old)
@@ -214,25 +238,26 @@ class LibraryManifest:
                 conn.execute(
                     "INSERT OR REPLACE INTO files (collection, path, root, hash, size, mtime_ns, indexed_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (collection, row.path, row.root, row.hash, row.size, row.mtime_ns, now),
+                    (collection, path, path_to_db(row.root), row.hash, row.size, row.mtime_ns, now),
                 )
-                conn.execute("DELETE FROM skipped WHERE collection = ? AND path = ?", (collection, row.path))
+                conn.execute("DELETE FROM skipped WHERE collection = ? AND path = ?", (collection, path))
             conn.executemany(
                 "DELETE FROM pending WHERE collection = ? AND hash = ?", [(collection, r.hash) for r in rows]
             )
             for bad in skipped:
+                path = path_to_db(bad.path)
                 # A file that was fine and is now corrupt: its old vector no longer describes it.
-                _drop_file(conn, collection, bad.path)
+                _drop_file(conn, collection, path)
                 conn.execute(
                     "INSERT OR REPLACE INTO skipped (collection, path, root, reason, size, mtime_ns) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (collection, bad.path, bad.root, bad.reason, bad.size, bad.mtime_ns),
+                    (collection, path, path_to_db(bad.root), bad.reason, bad.size, bad.mtime_ns),
                 )
 
     def forget_paths(self, collection: str, paths: Sequence[str]) -> None:
         """Files that are gone: drop their rows; their hashes become pending."""
         with self.transaction() as conn:
-            for path in paths:
+            for path in map(path_to_db, paths):
                 _drop_file(conn, collection, path)
                 conn.execute("DELETE FROM skipped WHERE collection = ? AND path = ?", (collection, path))
 
@@ -257,17 +282,32 @@ class LibraryManifest:
 
     def skipped_under(self, collection: str, root: str) -> dict[str, SkippedRow]:
         rows = self._conn.execute(
-            "SELECT path, root, reason, size, mtime_ns FROM skipped WHERE collection = ? AND root = ?",
-            (collection, root),
+            "SELECT path, reason, size, mtime_ns FROM skipped WHERE collection = ? AND root = ?",
+            (collection, path_to_db(root)),
         )
-        return {row[0]: SkippedRow(*row) for row in rows}
+        found = {}
+        for stored, reason, size, mtime_ns in rows:
+            path = path_from_db(stored)
+            found[path] = SkippedRow(path, root, reason, size, mtime_ns)
+        return found
+
+    def skipped_files(self, collection: str | None) -> list[SkippedRow]:
+        """Every file the collection's runs could not index, with its reason, by path."""
+        rows = self._conn.execute(
+            "SELECT path, root, reason, size, mtime_ns FROM skipped WHERE collection = ?", (collection,)
+        )
+        found = [
+            SkippedRow(path_from_db(path), path_from_db(root), reason, size, mtime_ns)
+            for path, root, reason, size, mtime_ns in rows
+        ]
+        return sorted(found, key=lambda row: row.path)
 
     def finish_root(self, collection: str, root: str, model_id: str) -> None:
         with self.transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO root_runs (collection, root, model_id, finished_at) "
                 "VALUES (?, ?, ?, ?)",
-                (collection, root, model_id, time.time()),
+                (collection, path_to_db(root), model_id, time.time()),
             )
 
     # ----------------------------------------------------------------- status
@@ -275,16 +315,17 @@ class LibraryManifest:
     def root_status(self, collection: str | None) -> list[RootStatus]:
         statuses = []
         for root in self.roots():
+            stored = path_to_db(root)
             files, unique = self._conn.execute(
                 "SELECT COUNT(*), COUNT(DISTINCT hash) FROM files WHERE collection = ? AND root = ?",
-                (collection, root),
+                (collection, stored),
             ).fetchone()
             skipped = self._conn.execute(
-                "SELECT COUNT(*) FROM skipped WHERE collection = ? AND root = ?", (collection, root)
+                "SELECT COUNT(*) FROM skipped WHERE collection = ? AND root = ?", (collection, stored)
             ).fetchone()[0]
             run = self._conn.execute(
                 "SELECT finished_at, model_id FROM root_runs WHERE collection = ? AND root = ?",
-                (collection, root),
+                (collection, stored),
             ).fetchone()
             statuses.append(
                 RootStatus(root, files, unique, skipped, run[0] if run else None, run[1] if run else None)
@@ -298,16 +339,17 @@ class LibraryManifest:
         return sorted(row[0] for row in rows)
 
 
-def _hash_of(conn: sqlite3.Connection, collection: str, path: str) -> str | None:
-    """The content hash recorded for a path, or None when the path has no row."""
+def _hash_of(conn: sqlite3.Connection, collection: str, path: str | bytes) -> str | None:
+    """The content hash recorded for a path (as stored), or None when the path has no row."""
     row = conn.execute(
         "SELECT hash FROM files WHERE collection = ? AND path = ?", (collection, path)
     ).fetchone()
     return row[0] if row else None
 
 
-def _drop_file(conn: sqlite3.Connection, collection: str, path: str) -> None:
-    """Drop a path's row; its hash becomes pending, to be re-checked against the files that remain."""
+def _drop_file(conn: sqlite3.Connection, collection: str, path: str | bytes) -> None:
+    """Drop a path's row (path as stored); its hash becomes pending, to be re-checked against the
+    files that remain."""
     old = _hash_of(conn, collection, path)
     if old is not None:
         conn.execute("INSERT OR IGNORE INTO pending (collection, hash) VALUES (?, ?)", (collection, old))

@@ -11,6 +11,8 @@ from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from memory.stored_paths import path_from_db
+
 if TYPE_CHECKING:
     from agent.core.settings import Settings
 
@@ -33,4 +35,4 @@ def load_library_roots(settings: Settings) -> list[Path]:
     except sqlite3.Error:
         # A manifest from before the roots table existed, or one being created right now.
         return []
-    return [Path(row[0]) for row in rows]
+    return [Path(path_from_db(row[0])) for row in rows]

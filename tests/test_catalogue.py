@@ -21,6 +21,7 @@ from agent.core.errors import ConfigError, ModelLoadError, ModelMissingError, St
 from agent.core.settings import load_settings
 from agent.models import sources as model_sources
 from agent.models.catalogue import Catalogue, default_catalogue_path
+from tests.gguf_stub import tiny_gguf
 
 GGUF = b"GGUF" + bytes(range(256)) * 40  # a small stand-in with the right magic
 PARTS = [GGUF[:4000], GGUF[4000:8000], GGUF[8000:]]
@@ -230,7 +231,7 @@ def test_override_to_a_gguf_file_and_to_its_folder(
 ) -> None:
     mine = tmp_path / "mine" / "other.gguf"
     mine.parent.mkdir()
-    mine.write_bytes(b"GGUF something else")  # an override is not held to the catalogue's hash
+    mine.write_bytes(tiny_gguf(b"something else"))  # an override is not held to the catalogue's hash
     monkeypatch.setenv("MODALGRAPH_MODEL_TINY", str(mine))
     assert catalogue.resolve("tiny") == mine.resolve()
     monkeypatch.setenv("MODALGRAPH_MODEL_TINY", str(mine.parent))
@@ -270,7 +271,7 @@ def test_override_with_a_hub_id(catalogue: Catalogue, monkeypatch: pytest.Monkey
     monkeypatch.setenv("MODALGRAPH_MODEL_TINY", "someone/gguf-repo:sub/alt.gguf")
     alt = catalogue.settings.models_dir / "tiny" / "someone--gguf-repo" / "alt.gguf"
     alt.parent.mkdir(parents=True)
-    alt.write_bytes(b"GGUF alt")
+    alt.write_bytes(tiny_gguf(b"alt"))
     assert catalogue.resolve("tiny") == alt
 
 

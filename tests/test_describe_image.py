@@ -20,6 +20,7 @@ from agent.planning.plan import Step
 from agent.turns import TurnRunner, turn_json
 from graphs.executor import run_step
 from memory.artifacts import Artifact
+from tests.gguf_stub import tiny_gguf
 from tests.test_sessions import ROOT, cli_env
 from tests.tiny_llava import IMAGE_TOKEN, build_tiny_llava
 from tools.context import RunContext
@@ -200,7 +201,7 @@ def fake_llama(monkeypatch: pytest.MonkeyPatch) -> type[FakeLlama]:
 
 
 def _gguf(path: Path) -> Path:
-    path.write_bytes(b"GGUF" + b"\0" * 64)
+    path.write_bytes(tiny_gguf())
     return path
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from agent.planning.plan import PlanError, validate_plan
 from tests import fake_tools
+from tests.gguf_stub import tiny_gguf
 from tests.test_sessions import ROOT, cli_env, modalgraph
 
 # ---------------------------------------------------------------- two turns on one session
@@ -176,3 +177,109 @@ def test_a_turn_on_a_full_disk_says_so_in_one_line_and_loses_no_session(
     shown = modalgraph("sessions", "show", "kept", env=env)
     assert shown.returncode == 0, shown.stderr
     assert "first request" in shown.stdout and "first answer" in shown.stdout
+
+
+# ---------------------------------------------------------------- a damaged planner GGUF
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (tiny_gguf()[:-4], "truncated"),
+        (b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 64, "damaged"),
+        (b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 64, "no tensors"),
+    ],
+    ids=["cut-short", "garbage-header", "empty"],
+)
+def test_a_damaged_planner_is_refused_by_models_list_and_at_serve_start(
+    tmp_path: Path, data: bytes, problem: str
+) -> None:
+    model = tmp_path / "planner.gguf"
+    model.write_bytes(data)
+    env = cli_env(tmp_path, [], "gguf")
+    env.update(MODALGRAPH_LLM_BACKEND="llamacpp", MODALGRAPH_MODEL_PLANNER=str(model), COLUMNS="400")
+    listed = modalgraph("models", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("│ planner "))
+    assert " no " in row and problem in row, listed.stdout
+
+    started = time.monotonic()
+    served = modalgraph("serve", "--port", "1", env=env, timeout=60)
+    assert served.returncode == 2 and time.monotonic() - started < 30
+    line = served.stderr.strip()
+    assert line.startswith("error: cannot load GGUF model 'planner'") and problem in line
+    assert "\n" not in line and "Traceback" not in served.stderr
+
+
+def test_a_whole_gguf_override_is_accepted(tmp_path: Path) -> None:
+    model = tmp_path / "planner.gguf"
+    model.write_bytes(tiny_gguf(b"trailing bytes are fine"))
+    env = cli_env(tmp_path, [], "gguf")
+    env.update(MODALGRAPH_MODEL_PLANNER=str(model), COLUMNS="400")
+    row = next(
+        line for line in modalgraph("models", "list", env=env).stdout.splitlines() if "planner" in line
+    )
+    assert " yes " in row, row
+
+
+def test_the_web_chat_waits_for_a_turn_running_elsewhere_and_says_so(tmp_path: Path) -> None:
+    import json
+    import threading
+
+    from agent.context import AppContext
+    from agent.core.settings import load_settings
+    from agent.llm.scripted import ScriptedChatModel
+    from agent.turns import TurnRunner
+    from agent.web.chat_stream import chat_turn
+    from memory.sessions import session_turn_lock
+
+    app = AppContext(load_settings())
+    runner = TurnRunner(app, ScriptedChatModel(replies=[json.dumps({"steps": []}), "web answer"]))
+    updates: list[list[dict]] = []
+    held, release = threading.Event(), threading.Event()
+
+    def other_window() -> None:  # another process's turn, as far as the lock can tell
+        with session_turn_lock(app.settings, "shared"):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=other_window)
+    holder.start()
+    held.wait(10)
+    turn = threading.Thread(target=lambda: updates.extend(chat_turn(app, runner, "shared", "hi", [], bool)))
+    turn.start()
+    deadline = time.monotonic() + 20
+    while not any("is busy" in str(m) for u in updates for m in u):
+        assert time.monotonic() < deadline, f"no waiting note: {updates}"
+        time.sleep(0.05)
+    assert not any("web answer" in str(m.get("content")) for u in updates for m in u)
+    release.set()
+    turn.join(30)
+    holder.join(10)
+    assert "web answer" in str(updates[-1][-1]["content"])
+    assert runner.history("shared")[0]["text"] == "hi"
+
+
+# ---------------------------------------------------------------- bad files given to the CLI
+
+
+def test_a_folder_attached_as_a_file_is_named_as_a_folder(tmp_path: Path) -> None:
+    result = modalgraph("ask", "what is this?", "--attach", str(tmp_path), env=cli_env(tmp_path, [], "dir"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip()
+        == f"error: attachment {tmp_path} is a folder; attach image or audio files one by one"
+    )
+
+
+def test_a_damaged_sessions_file_is_reported_and_left_in_place(tmp_path: Path) -> None:
+    env = cli_env(tmp_path, [], "damaged")
+    data = Path(env["MODALGRAPH_DATA_DIR"])
+    data.mkdir(parents=True, exist_ok=True)
+    damaged = data / "sessions.sqlite"
+    damaged.write_bytes(b"not a database at all" * 200)
+    result = modalgraph("sessions", "list", env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    line = result.stderr.strip()
+    assert "\n" not in line and "is damaged" in line and "move it aside" in line
+    assert damaged.read_bytes() == b"not a database at all" * 200  # reported, never replaced

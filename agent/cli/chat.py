@@ -43,6 +43,8 @@ def user_attachment(raw: str) -> Artifact:
     from memory.artifacts import Artifact, guess_mime  # deferred: imports pydantic
 
     path = Path(raw).expanduser()
+    if path.is_dir():
+        raise ToolInputError(f"attachment {raw} is a folder; attach image or audio files one by one")
     if not path.is_file():
         raise ToolInputError(f"attachment not found: {raw}")
     try:

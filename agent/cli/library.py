@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 import typer
 
 from agent.core.errors import ToolInputError
-from agent.core.text import human_bytes
+from agent.core.text import human_bytes, shown_path
 from memory.image_index import IndexProgress
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from memory.image_index import ImageIndex, IndexReport, LibraryStatus, SearchHit
+    from memory.image_index import ImageIndex, IndexReport, LibraryStatus, SearchHit, SkippedFile
 
 
 def register(app: typer.Typer) -> None:
@@ -63,7 +63,7 @@ def index_command(
         return
     if forget is not None:
         records = index.forget(forget)
-        console.print(f"forgot {forget} ({records} records)")
+        console.print(f"forgot {shown_path(forget)} ({records} records)", highlight=False)
         return
     report = _run_index(console, index, folders or None, batch_size, quiet)
     _print_report(console, report)
@@ -141,14 +141,33 @@ def _print_report(console: Console, report: IndexReport) -> None:
             soft_wrap=True,
         )
     for folder in report.missing_roots:
-        hint = f"records kept; `modalgraph index --forget {folder}` drops them"
-        console.print(f"[yellow]folder missing:[/] {folder} ({hint})", highlight=False)
+        shown = _plain(shown_path(folder))
+        hint = f"records kept; `modalgraph index --forget {shown}` drops them"
+        console.print(f"[yellow]folder missing:[/] {shown} ({hint})", highlight=False)
     for folder, reason in report.unreadable_dirs:
-        console.print(f"[yellow]cannot read folder:[/] {folder}: {reason}", highlight=False)
-    if report.skipped:
-        console.print(f"[yellow]skipped {len(report.skipped)} unreadable file(s):[/]")
-        for item in report.skipped:
-            console.print(f"  {item.path}: {item.reason}", highlight=False, soft_wrap=True)
+        console.print(
+            f"[yellow]cannot read folder:[/] {_plain(shown_path(folder))}: {reason}", highlight=False
+        )
+    _print_skipped(console, report.skipped)
+
+
+def _print_skipped(
+    console: Console, skipped: list[SkippedFile], heading: str = "skipped {n} unreadable file(s)"
+) -> None:
+    """One line per file not indexed: its path (escaped where its name is not UTF-8) and why."""
+    if not skipped:
+        return
+    console.print(f"[yellow]{heading.format(n=len(skipped))}:[/]")
+    for item in skipped:
+        line = f"  {shown_path(item.path)}: {item.reason}"
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
+def _plain(text: str) -> str:
+    """`text` safe inside Rich markup: a folder named `[red]` is printed, not interpreted."""
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def _print_status(console: Console, status: LibraryStatus) -> None:
@@ -177,12 +196,15 @@ def _print_status(console: Console, status: LibraryStatus) -> None:
                 if root.last_indexed
                 else "never with this model"
             )
-            table.add_row(root.root, str(root.files), str(root.unique), str(root.skipped), when)
+            table.add_row(
+                _plain(shown_path(root.root)), str(root.files), str(root.unique), str(root.skipped), when
+            )
         console.print(table)
     for other in status.other_collections:
         console.print(
             f"also in the index: {other.count} vectors from {other.model_id} ({other.dim}-d)", highlight=False
         )
+    _print_skipped(console, status.skipped, "{n} file(s) not indexed")
 
 
 def search_command(
@@ -211,6 +233,6 @@ def _print_hits(hits: list[SearchHit]) -> None:
     for hit in hits:
         dims = f"{hit.width}x{hit.height}" if hit.width and hit.height else "?"
         size = "?" if hit.size is None else human_bytes(hit.size)
-        typer.echo(f"{hit.score:6.3f}  {size:>8}  {dims:>11}  {hit.path}")
+        typer.echo(f"{hit.score:6.3f}  {size:>8}  {dims:>11}  {shown_path(hit.path)}")
         for other in hit.other_paths:
-            typer.echo(f"{'':6}  {'':>8}  {'':>11}  = {other}")
+            typer.echo(f"{'':6}  {'':>8}  {'':>11}  = {shown_path(other)}")

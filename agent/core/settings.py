@@ -103,6 +103,19 @@ class Settings(BaseSettings):
     chroma_host: str | None = Field(None, description="Chroma server host; unset means embedded on disk.")
     chroma_port: int = Field(8000, description="Chroma server port.")
     clip_batch_size: int = Field(32, ge=1, description="Images per CLIP forward pass when indexing.")
+    index_max_file_mb: float = Field(
+        200.0,
+        gt=0,
+        description="Largest file `modalgraph index` reads, in MB (decided from the file's size, before "
+        "reading it); bigger files are skipped and listed with the reason.",
+    )
+    index_max_megapixels: float = Field(
+        100.0,
+        gt=0,
+        description="Most pixels `modalgraph index` decodes for one image, in millions, read from the "
+        "image's header before decoding (JPEGs decode at reduced scale, so only the reduced size counts). "
+        "Decoding needs 3-4 bytes per pixel per worker; bigger images are skipped and listed.",
+    )
     # Looking at images.
     vlm_mmproj: Path | None = Field(
         None, description="The vision projector (mmproj .gguf) when the vlm model is a LLaVA GGUF."

@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import unicodedata
 from typing import Any
 
 
 def say(message: str) -> None:
     """A progress line on stderr, so that stdout stays the command's answer."""
     print(message, file=sys.stderr, flush=True)
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """A path as one line of text any terminal or page can print. A file name that is not valid UTF-8
+    reaches Python with its odd bytes as surrogates, which printing refuses; here they become `\\xff`
+    escapes, so the user sees which bytes they are (`a\\xff.png`). Control characters (a newline, a
+    terminal escape) are escaped too: a name must not split its line or recolour the terminal.
+    Ordinary names are shown unchanged."""
+    try:
+        text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that did not come from a file name
+        text = os.fspath(path).encode("utf-8", "backslashreplace").decode("utf-8")
+    if text.isprintable():
+        return text
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in text)
 
 
 def human_bytes(n: float) -> str:

@@ -24,6 +24,7 @@ from agent.core.file_lock import exclusive_lock
 from agent.core.settings import Settings, config_file_path, model_env_var
 from agent.core.text import say
 from agent.models import sources as model_sources
+from agent.models.gguf_file import gguf_problem
 from agent.models.sources import SourceError
 
 if sys.version_info >= (3, 11):
@@ -356,15 +357,25 @@ class Catalogue:
             )
         if not model_sources.has_gguf_magic(path):
             raise ModelLoadError(f"model '{entry.name}' at {path} is not a GGUF file (bad magic); {fix}")
-        if not checked or entry.sha256 is None or model_sources.sidecar_matches(path, entry.sha256):
+        if checked and entry.sha256 is not None:
+            # The catalogue's own file: a matching sha256 proves it whole.
+            if model_sources.sidecar_matches(path, entry.sha256):
+                return
+            found = model_sources.sha256_file(path)
+            if found != entry.sha256:
+                raise ModelLoadError(
+                    f"model '{entry.name}' at {path} failed its checksum (sha256 {found[:12]}..., "
+                    f"expected {entry.sha256[:12]}...); {refetch}"
+                )
+            model_sources.write_sidecar(path, found)
             return
-        found = model_sources.sha256_file(path)
-        if found != entry.sha256:
+        # Any other GGUF: walk its structure (a fraction of a second), so that a cut-short or garbage
+        # file is refused here, by `models list` and at `serve` start, not on the first turn.
+        problem = gguf_problem(path)
+        if problem is not None:
             raise ModelLoadError(
-                f"model '{entry.name}' at {path} failed its checksum (sha256 {found[:12]}..., "
-                f"expected {entry.sha256[:12]}...); {refetch}"
+                f"cannot load GGUF model '{entry.name}' at {path}: the file is {problem}; {fix}"
             )
-        model_sources.write_sidecar(path, found)
 
     def _installed_voice(self, entry: ModelEntry) -> Path | None:
         pypi = entry.pypi

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.core.errors import ToolInputError
+from agent.core.text import shown_path
 from agent.models.catalogue import Catalogue
 from agent.web.uploads import UploadRejectedError, inspect_upload
 
@@ -49,7 +50,7 @@ def report_text(report: IndexReport) -> str:
         f"{report.unchanged} unchanged, {report.removed} removed, {len(report.skipped)} skipped, "
         f"in {report.seconds:.1f} s."
     ]
-    lines += [f"- skipped `{item.path}`: {item.reason}" for item in report.skipped[:20]]
+    lines += [f"- skipped `{shown_path(item.path)}`: {item.reason}" for item in report.skipped[:20]]
     if len(report.skipped) > 20:
         lines.append(f"- … and {len(report.skipped) - 20} more")
     return "\n".join(lines)
@@ -98,7 +99,7 @@ def _gallery(
 
 
 def caption(hit: SearchHit) -> str:
-    return f"{hit.score:.3f} · {Path(hit.path).name}"
+    return f"{hit.score:.3f} · {shown_path(Path(hit.path).name)}"
 
 
 def model_rows(app: AppContext) -> list[list[str]]:
