@@ -164,19 +164,22 @@ def _set_gps(meta: PhotoMetadata, exif: Any) -> None:
 
 
 def read_photo_metadata(
-    image: Image.Image, path: Path, mtime: float | None = None, now: datetime | None = None
+    exif: Image.Exif | None,
+    size: tuple[int, int],
+    path: Path,
+    mtime: float | None = None,
+    now: datetime | None = None,
 ) -> PhotoMetadata:
-    """Metadata of an opened image (its header is enough; pixels are not needed)."""
+    """Metadata from a photo's EXIF block and pixel size (as stored, before EXIF rotation).
+
+    Takes the block rather than the image: the decoder reads it once for the orientation, and on a
+    PNG `getexif()` decodes every pixel, so asking twice would decode the photo twice.
+    """
     meta = PhotoMetadata(
         file_name=path.name, folder=str(path.parent), file_type=path.suffix.lower().lstrip(".")
     )
     now = now or datetime.now()
-    try:
-        exif = image.getexif()
-    except Exception as exc:  # a broken EXIF block must cost the fields, never the photo
-        meta.problems.append(f"unreadable EXIF: {type(exc).__name__}")
-        exif = None
-    width, height = image.size
+    width, height = size
     if exif is not None:
         try:
             if exif.get(_ORIENTATION) in (5, 6, 7, 8):
@@ -184,7 +187,7 @@ def read_photo_metadata(
             meta.camera_make, meta.camera_model = _text(exif.get(_MAKE)), _text(exif.get(_MODEL))
             _set_date(meta, exif, now, mtime)
             _set_gps(meta, exif)
-        except Exception as exc:  # same: Pillow raises many kinds on odd IFDs
+        except Exception as exc:  # a broken EXIF block must cost the fields, never the photo
             meta.problems.append(f"unreadable EXIF: {type(exc).__name__}: {exc}")
     if meta.taken is None and mtime is not None:
         _set_date(meta, _NoExif(), now, mtime)

@@ -16,7 +16,7 @@ NOW = datetime(2026, 11, 29, 12, 0, 0)
 
 def read(path: Path, mtime: float | None = None):
     with Image.open(path) as image:
-        return read_photo_metadata(image, path, mtime=mtime, now=NOW)
+        return read_photo_metadata(image.getexif(), image.size, path, mtime=mtime, now=NOW)
 
 
 def test_date_place_camera_and_shape_are_read(tmp_path: Path) -> None:
@@ -95,3 +95,8 @@ def test_places_in_other_scripts_and_accents_fold_for_matching(tmp_path: Path) -
         fold(m.region or "") for m in metas
     }
     assert fold("São Paulo") == "sao paulo" and regions["são paulo.jpg"][1] == "BR"
+
+
+def test_no_exif_block_at_all_still_gives_the_shape_and_the_guessed_date(tmp_path: Path) -> None:
+    meta = read_photo_metadata(None, (30, 40), tmp_path / "x.bmp", mtime=0.0, now=NOW)
+    assert meta.orientation == "portrait" and meta.taken_guess and meta.file_type == "bmp"

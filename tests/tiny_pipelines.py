@@ -54,6 +54,19 @@ def _vae(channels: int = 3, blocks: tuple[int, ...] = (8, 16), groups: int = 4) 
     )
 
 
+# The image and the video U-Nets differ only in their block types: 32x32 latents, 4 channels.
+TINY_UNET: dict[str, Any] = {
+    "block_out_channels": (8, 16),
+    "layers_per_block": 1,
+    "sample_size": 32,
+    "in_channels": 4,
+    "out_channels": 4,
+    "cross_attention_dim": 32,
+    "attention_head_dim": 4,
+    "norm_num_groups": 4,
+}
+
+
 def build_tiny_sd(out_dir: Path) -> Path:
     """A StableDiffusionPipeline: 64x64 images from 32x32 latents, no safety checker."""
     import torch
@@ -62,16 +75,9 @@ def build_tiny_sd(out_dir: Path) -> Path:
     torch.manual_seed(0)
     tokenizer = _tokenizer(16)
     unet = UNet2DConditionModel(
-        block_out_channels=(8, 16),
-        layers_per_block=1,
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=4,
-        norm_num_groups=4,
+        **TINY_UNET,
     )
     scheduler = EulerDiscreteScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000
@@ -88,16 +94,9 @@ def _tiny_video_components() -> dict[str, Any]:
     torch.manual_seed(0)
     tokenizer = _tokenizer(16)
     unet = UNet3DConditionModel(
-        block_out_channels=(8, 16),
-        layers_per_block=1,
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
         down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
         up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
-        cross_attention_dim=32,
-        attention_head_dim=4,
-        norm_num_groups=4,
+        **TINY_UNET,
     )
     scheduler = DDIMScheduler(
         beta_start=0.00085,

@@ -10,12 +10,18 @@ import typer
 
 from agent.core.errors import ToolInputError
 from agent.core.text import human_bytes, shown_path
-from memory.image_index import IndexProgress
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from memory.image_index import ImageIndex, IndexReport, LibraryStatus, SearchHit, SkippedFile
+    from memory.image_index import (
+        ImageIndex,
+        IndexProgress,
+        IndexReport,
+        LibraryStatus,
+        SearchHit,
+        SkippedFile,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -13,7 +13,6 @@ import typer
 from agent.core.errors import ConfigError
 from agent.core.text import say
 from agent.projector.signals import check_modality
-from agent.training.world_builder import default_cache_root
 
 if TYPE_CHECKING:
     from agent.projector.model import ProjectorConfig
@@ -307,6 +306,9 @@ def _train_shapes(app: Any, options: TrainOptions) -> None:
         recipe_config,
         train_on_shapes,
     )  # deferred: imports torch, langchain, pydantic-settings
+    from agent.training.world_builder import (
+        default_cache_root,  # deferred: the training code costs --help 30 ms
+    )
 
     if options.llm not in (None, "auto", "gguf", "tiny"):
         raise ConfigError("with --shapes-world, --llm is auto (the planner GGUF if present), gguf or tiny")
