@@ -113,7 +113,12 @@ def test_the_chat_refuses_a_file_that_was_not_uploaded_through_the_page(tmp_path
     from PIL import Image
 
     Image.new("RGB", (80, 80), "red").save(outside)
-    for forged in (str(outside), str(app.settings.web_cache_dir / ".." / "secret.png")):
+    forged_paths = (
+        str(outside),
+        str(app.settings.web_cache_dir / ".." / "secret.png"),
+        str(app.settings.web_cache_dir / "x\0.png"),  # a NUL byte: no file can be named so
+    )
+    for forged in forged_paths:
         with pytest.raises(UploadRejectedError, match="was not uploaded through this page"):
             _read_message(app, {"text": "what is this?", "files": [forged]}, "default", 2**20)
     assert not any(app.settings.artifacts_dir.rglob("*.png")), "a forged file reached the artifact store"

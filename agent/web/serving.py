@@ -65,15 +65,17 @@ def check_host(host: str, allow_remote: bool) -> str | None:
     )
 
 
-def _resolved(raw: str | Path) -> Path | None:
+def resolved_path(raw: str | Path) -> Path | None:
+    """`raw` made absolute with `~`, `..` and symlinks followed; None when it cannot be (a loop, a NUL)."""
     try:
         return Path(os.path.abspath(os.path.expanduser(str(raw)))).resolve()
     except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL byte
         return None
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    resolved = _resolved(folder)
+def is_inside(path: Path, folder: Path) -> bool:
+    """Whether the resolved `path` lies in `folder` (resolved here)."""
+    resolved = resolved_path(folder)
     return resolved is not None and path.is_relative_to(resolved)
 
 
@@ -114,18 +116,18 @@ class ServedFiles:
 
     def shows(self, raw: str | Path) -> bool:
         """May a handler put this file on the page? An artifact, or an image file in a library folder."""
-        path = _resolved(raw)
+        path = resolved_path(raw)
         if path is None or not path.is_file():
             return False
-        if any(_inside(path, Path(blocked)) for blocked in self.blocked_paths()):
+        if any(is_inside(path, Path(blocked)) for blocked in self.blocked_paths()):
             return False
-        if _inside(path, self.settings.artifacts_dir):
+        if is_inside(path, self.settings.artifacts_dir):
             # Media and plain text only: an HTML or SVG file served from this origin could run
             # script in the page.
             mime = guess_mime(path)
             return mime in SAFE_TEXT or (mime.split("/", 1)[0] in SAFE_KINDS and mime not in UNSAFE_MIMES)
         for root in self.library_roots():
-            resolved_root = _resolved(root)
+            resolved_root = resolved_path(root)
             if resolved_root is None or not path.is_relative_to(resolved_root):
                 continue
             # The index only reads image files and skips hidden ones: serve no more than that.
@@ -137,10 +139,10 @@ class ServedFiles:
         """May the file route send this? What `shows` allows, or a file in the page's own cache."""
         if "://" in raw:
             return False  # Gradio would fetch remote URLs for the browser; this page never needs to
-        path = _resolved(raw)
+        path = resolved_path(raw)
         if path is None:
             return False
-        if _inside(path, self.cache_dir):
+        if is_inside(path, self.cache_dir):
             return path.is_file()
         return self.shows(path)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.core.errors import ToolInputError
+from agent.web.serving import is_inside, resolved_path
 from memory.image_files import ImageDecodeError, decode_image
 
 if TYPE_CHECKING:
@@ -102,14 +103,9 @@ def check_uploaded(path: str | Path, upload_root: Path) -> Path:
     A client can send any path in a FileData; without this check the page would read, keep and
     serve back any image or audio file the server can read.
     """
-    raw = Path(path)
-    try:
-        resolved = raw.resolve(strict=True)
-        root = upload_root.resolve()
-    except (OSError, RuntimeError):
-        raise UploadRejectedError(f"{raw.name} was not uploaded through this page") from None
-    if not resolved.is_relative_to(root) or not resolved.is_file():
-        raise UploadRejectedError(f"{raw.name} was not uploaded through this page")
+    resolved = resolved_path(path)
+    if resolved is None or not is_inside(resolved, upload_root) or not resolved.is_file():
+        raise UploadRejectedError(f"{Path(path).name} was not uploaded through this page")
     return resolved
 
 
