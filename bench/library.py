@@ -5,6 +5,7 @@
                             [--caps-images 50] [--skip throughput,queries,memory,caps]
 
     python bench/library.py --skip throughput,queries,memory     # the oversized-file part alone
+    python bench/library.py --skip throughput,queries,metadata,nomatch,memory,caps   # filters alone
 
 Prints, and writes to bench/out/library.json:
 1. Indexing throughput of `ImageIndex.index` (what `modalgraph index` runs: scan, hash, decode,
@@ -17,6 +18,15 @@ Prints, and writes to bench/out/library.json:
    (uniform on the sphere), the worst case for any graph index.
 3. Peak memory (max RSS) of `modalgraph index` over --memory-images photos, in a child process, and
    over a tenth as many: memory must stay flat as the library grows.
+2b. Filtered search (`filters`): p50/p95 of queries with a date, place, camera or folder filter in the
+   Chroma `where` at each --vectors size, against the unfiltered query on the same collection;
+   recall@10 against the exact filtered top 10, and how many queries came back short of k (a
+   filter applied after the top k would starve); and a filter-only search, newest first.
+2c. Metadata cost (`metadata`): `index` of --images photos carrying EXIF dates, GPS and cameras, with
+   the metadata read against with it switched off, alternating --rounds rounds (goal <= 1.1x); the
+   offline geocoder's one-off data load is reported apart.
+2d. Honest "no match" (`nomatch`): on the shapes world, a library missing a third of the colour x
+   shape combinations; the share of absent queries answered "no match", and Recall@1 of the rest.
 4. Peak memory of `modalgraph index` over --caps-images photos plus one 3 GB file (sparse, so it
    costs no disk) and one 169-megapixel PNG of ~500 KB, against the same photos alone (goal: ratio
    ~1.0, both misfits skipped with a reason); then with each cap raised out of the way in turn: the
@@ -40,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -269,6 +280,237 @@ def bench_queries(
     return results
 
 
+# --------------------------------------------------------------------------- 2b. filtered queries
+
+CITIES = [f"city-{n:02d}" for n in range(50)]
+
+
+def _photo_metadata(rng: Any, n: int) -> list[dict[str, Any]]:
+    """Metadata shaped like a real library's: 10 years of dates, 50 places, 4 cameras, 20 folders."""
+    cameras = [["apple", "iphone", "12"], ["canon", "eos", "80d"], ["google", "pixel", "7"], ["sony", "a7"]]
+    rows = []
+    for i in range(n):
+        year, day = 2015 + int(rng.integers(10)), int(rng.integers(1, 29))
+        month = int(rng.integers(1, 13))
+        rows.append(
+            {
+                "n": i,
+                "taken_day": year * 10000 + month * 100 + day,
+                "taken": f"{year}-{month:02d}-{day:02d}T12:00:00",
+                "city_key": CITIES[int(rng.integers(len(CITIES)))],
+                "camera_words": cameras[int(rng.integers(len(cameras)))],
+                "folder_names": ["photos", f"folder-{int(rng.integers(20)):02d}"],
+            }
+        )
+    return rows
+
+
+def bench_filters(
+    work: Path, sizes: list[int], queries: int, dim: int = 512, k: int = 10
+) -> list[dict[str, Any]]:
+    """Filtered search p50/p95 against the unfiltered search on the same collection, and whether a
+    filtered query still returns k of the filter's true top k (no starvation, recall)."""
+    import numpy as np
+
+    from agent.core.settings import load_settings
+    from memory.chroma_store import ChromaStore, EmbeddingModel
+    from memory.photo_filters import PhotoFilters
+
+    filters = {
+        "year (1/10)": PhotoFilters(start=date(2019, 1, 1), end=date(2019, 12, 31)),
+        "place (1/50)": PhotoFilters(place="city-07"),
+        "place+year (1/500)": PhotoFilters(place="city-07", start=date(2019, 1, 1), end=date(2019, 12, 31)),
+        "camera+folder (1/80)": PhotoFilters(camera="pixel", folder="folder-03"),
+    }
+    results = []
+    for size in sizes:
+        rng = np.random.default_rng(size)
+        basis = np.linalg.qr(rng.standard_normal((dim, 64)))[0].T
+        mean = _unit(rng.standard_normal((1, dim)))
+        data = make_vectors("lowrank", rng, size, dim, basis, mean)
+        probes = make_vectors("lowrank", rng, queries, dim, basis, mean)
+        metadata = _photo_metadata(rng, size)
+        store = ChromaStore(load_settings(data_dir=work / f"data-filters-{size}"))
+        model = EmbeddingModel("bench/filtered", dim, f"{size:016d}")
+        collection = store.open(model, create=True)
+        store.upsert(collection, [str(i) for i in range(size)], data, metadata)
+        row: dict[str, Any] = {"vectors": size, "queries": queries}
+        unfiltered = _timed_queries(store, collection, model, probes, k, None)
+        row["unfiltered_p50_ms"], row["unfiltered_p95_ms"] = unfiltered
+        for name, flt in filters.items():
+            where = flt.where()
+            allowed = np.array([_allowed(m, flt) for m in metadata])
+            ms, recalls, short = [], [], 0
+            for probe in probes[:3]:
+                store.query(collection, model, probe, k, where=where)
+            for probe in probes:
+                t0 = time.perf_counter()
+                found = store.query(collection, model, probe, k, where=where)
+                ms.append((time.perf_counter() - t0) * 1000)
+                scores = np.where(allowed, data @ probe, -np.inf)
+                want = min(k, int(allowed.sum()))
+                top = set(np.argsort(-scores)[:want].tolist())
+                short += len(found) < want
+                recalls.append(len({int(n.id) for n in found} & top) / max(1, want))
+            row[name] = {
+                "matching": int(allowed.sum()),
+                "p50_ms": round(statistics.median(ms), 3),
+                "p95_ms": round(_percentile(ms, 0.95), 3),
+                "p50_vs_unfiltered": round(statistics.median(ms) / unfiltered[0], 2),
+                "recall_at_10": round(float(np.mean(recalls)), 4),
+                "queries_short_of_k": short,
+            }
+        # Filters alone ("photos from city-07"): every match's metadata, sorted newest first.
+        t0 = time.perf_counter()
+        for _ in range(5):
+            records = store.matching(collection, filters["place (1/50)"].where() or {})
+            records.sort(key=lambda r: str(r[1].get("taken")), reverse=True)
+        row["filter_only_place_ms"] = round((time.perf_counter() - t0) / 5 * 1000, 1)
+        results.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+    return results
+
+
+def _timed_queries(
+    store: Any, collection: Any, model: Any, probes: Any, k: int, where: Any
+) -> tuple[float, float]:
+    for probe in probes[:3]:
+        store.query(collection, model, probe, k, where=where)
+    ms = []
+    for probe in probes:
+        t0 = time.perf_counter()
+        store.query(collection, model, probe, k, where=where)
+        ms.append((time.perf_counter() - t0) * 1000)
+    return round(statistics.median(ms), 3), round(_percentile(ms, 0.95), 3)
+
+
+def _allowed(meta: dict[str, Any], flt: Any) -> bool:
+    """The filter's meaning, computed independently of Chroma: the truth recall is measured on."""
+    day = meta["taken_day"]
+    if flt.start and day < flt.start.year * 10000 + flt.start.month * 100 + flt.start.day:
+        return False
+    if flt.end and day > flt.end.year * 10000 + flt.end.month * 100 + flt.end.day:
+        return False
+    if flt.place and meta["city_key"] != flt.place:
+        return False
+    if flt.camera and flt.camera not in meta["camera_words"]:
+        return False
+    return not (flt.folder and flt.folder not in meta["folder_names"])
+
+
+# --------------------------------------------------------------------------- 2c. metadata cost
+
+
+def bench_metadata(work: Path, model_dir: Path, count: int, rounds: int) -> dict[str, Any]:
+    """`index` with photo metadata (EXIF date, GPS -> place, camera) against the same run with the
+    metadata reading switched off, alternating rounds and comparing medians. The geocoder's one-off
+    data load (once per process) is measured apart: it is paid by the first index run only."""
+    from PIL import Image
+
+    import memory.image_index as image_index
+    from memory.photo_metadata import add_places, read_photo_metadata
+    from tests.exif_photos import CITIES as REAL_CITIES
+    from tests.exif_photos import exif_for
+
+    photos = make_photos(work / "meta-photos", count, (1280, 960), seed=2)
+    places = list(REAL_CITIES.values())
+    for n, path in enumerate(photos):  # rewrite each with an EXIF date, a real city and a camera
+        with Image.open(path) as image:
+            image.load()
+            exif = exif_for(
+                taken=f"20{10 + n % 14}:06:01 12:00:00",
+                gps=places[n % len(places)],
+                camera=("Apple", "iPhone 12"),
+            )
+            image.save(path, "JPEG", quality=90, exif=exif)
+    t0 = time.perf_counter()
+    stub = read_photo_metadata(None, (1, 1), photos[0])
+    stub.latitude, stub.longitude = places[0]
+    add_places([stub])
+    geocoder_load = time.perf_counter() - t0
+
+    apps = {
+        mode: [_app(work / f"data-meta-{mode}-{n}", model_dir) for n in range(rounds)]
+        for mode in ("with", "without")
+    }
+    encoder = apps["with"][0].image_index.encoder()
+    for app in [*apps["with"][1:], *apps["without"]]:
+        app.image_index.encoder = lambda encoder=encoder: encoder
+    times: dict[str, list[float]] = {"with": [], "without": []}
+    real_read = image_index.read_photo_metadata
+    real_fill = image_index.ImageIndex._fill_metadata
+    for n in range(rounds):
+        for mode in ("without", "with"):
+            if mode == "without":
+                image_index.read_photo_metadata = lambda *a, **kw: None  # type: ignore[assignment]
+                image_index.ImageIndex._fill_metadata = lambda *a, **kw: None  # type: ignore[method-assign]
+            try:
+                t0 = time.perf_counter()
+                report = apps[mode][n].image_index.index([work / "meta-photos"])
+                times[mode].append(time.perf_counter() - t0)
+                assert report.embedded == count, report
+            finally:
+                image_index.read_photo_metadata = real_read  # type: ignore[assignment]
+                image_index.ImageIndex._fill_metadata = real_fill  # type: ignore[method-assign]
+    with_s, without_s = statistics.median(times["with"]), statistics.median(times["without"])
+    return {
+        "photos": count,
+        "rounds": rounds,
+        "index_with_metadata_s": round(with_s, 2),
+        "index_without_metadata_s": round(without_s, 2),
+        "ratio_with_vs_without": round(with_s / without_s, 3),
+        "geocoder_first_load_s": round(geocoder_load, 2),
+    }
+
+
+# --------------------------------------------------------------------------- 2d. honest "no match"
+
+
+def bench_no_match(work: Path, draws: int = 3) -> dict[str, Any]:
+    """On the shapes world: a library of the held-out renders without a third of the colour x shape
+    combinations (a different third per draw). Queries for absent combinations should say "no match";
+    present ones must still find their combination first (Recall@1)."""
+    import shutil
+
+    from agent.training.shapes_world import read_captions
+    from agent.training.world_builder import default_cache_root, ensure_shapes_world
+
+    world = ensure_shapes_world(default_cache_root(), log=lambda m: print(m, file=sys.stderr))
+    held = [r for r in read_captions(world) if r["heldout"]]
+    combos = sorted({(str(r["colour"]), str(r["shape"])) for r in held})
+    absent_total = absent_no_match = present_total = present_r1 = present_no_match = 0
+    for draw in range(draws):
+        absent = set(random.Random(draw).sample(combos, len(combos) // 3))
+        library = work / f"no-match-{draw}"
+        library.mkdir()
+        truth = {}
+        for r in held:
+            if (r["colour"], r["shape"]) not in absent:
+                target = library / Path(str(r["path"])).name
+                shutil.copy2(world / str(r["path"]), target)
+                truth[str(target.resolve())] = (r["colour"], r["shape"])
+        app = _app(work / f"data-no-match-{draw}", world / "clip")
+        app.image_index.index([library])
+        for combo in combos:
+            outcome = app.image_index.search(text=f"a {combo[0]} {combo[1]}", k=5)
+            if combo in absent:
+                absent_total += 1
+                absent_no_match += outcome.no_match
+            else:
+                present_total += 1
+                present_no_match += outcome.no_match
+                present_r1 += bool(outcome.hits) and truth.get(outcome.hits[0].path) == combo
+        app.image_index.close()
+    return {
+        "draws": draws,
+        "absent_queries": absent_total,
+        "absent_no_match_rate": round(absent_no_match / absent_total, 3),
+        "present_queries": present_total,
+        "present_recall_at_1": round(present_r1 / present_total, 3),
+        "present_said_no_match": present_no_match,
+    }
+
+
 # --------------------------------------------------------------------------- 3. memory
 
 
@@ -467,6 +709,15 @@ def main(argv: list[str] | None = None) -> int:
             sizes = [int(s) for s in args.vectors.split(",") if s]
             kinds = [k for k in args.vector_kinds.split(",") if k]
             results["queries"] = bench_queries(work, sizes, kinds, args.queries)
+        if "filters" not in skip:
+            sizes = [int(s) for s in args.vectors.split(",") if s]
+            results["filters"] = bench_filters(work, sizes, args.queries)
+        if "metadata" not in skip:
+            results["metadata"] = bench_metadata(work, big_model(), args.images, args.rounds)
+            print(json.dumps(results["metadata"]), file=sys.stderr, flush=True)
+        if "nomatch" not in skip:
+            results["no_match"] = bench_no_match(work)
+            print(json.dumps(results["no_match"]), file=sys.stderr, flush=True)
         if "memory" not in skip and args.memory_images > 0:
             memory_model = big_model() if args.memory_model == "same" else tiny_clip(work / "clip-tiny")
             results["memory"] = bench_memory(work, memory_model, args.memory_images)

@@ -158,6 +158,9 @@ class ChromaStore:
 
     # ----------------------------------------------------------------- records
 
+    def count(self, collection: Any) -> int:
+        return int(self._call(collection.count))
+
     def existing_ids(self, collection: Any, ids: Sequence[str]) -> set[str]:
         if not ids:
             return set()
@@ -187,6 +190,47 @@ class ChromaStore:
                 metadatas=metadatas[start:stop],
             )
 
+    def update_metadata(self, collection: Any, ids: Sequence[str], metadatas: list[dict]) -> None:
+        """Merge fields into existing records' metadata; vectors are not touched."""
+        if not ids:
+            return
+        limit = self._call(self.client.get_max_batch_size)
+        for start in range(0, len(ids), limit):
+            stop = start + limit
+            self._call(collection.update, ids=list(ids[start:stop]), metadatas=metadatas[start:stop])
+
+    def matching(self, collection: Any, where: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """Every record the filter lets through, with its metadata (no vectors)."""
+        found = self._call(collection.get, where=where, include=["metadatas"])
+        return [(id_, dict(meta or {})) for id_, meta in zip(found["ids"], found["metadatas"], strict=True)]
+
+    def vectors(self, collection: Any, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        import numpy as np
+
+        if not ids:
+            return {}
+        found = self._call(collection.get, ids=list(ids), include=["embeddings"])
+        return {
+            id_: np.asarray(vector, dtype=np.float32)
+            for id_, vector in zip(found["ids"], found["embeddings"], strict=True)
+        }
+
+    def sample_vectors(self, collection: Any, n: int, blocks: int = 8) -> np.ndarray:
+        """Up to `n` stored vectors, read as `blocks` runs spread over the collection: records are
+        stored in indexing order, so one run would be one folder."""
+        import numpy as np
+
+        count = self._call(collection.count)
+        per_block = max(1, n // blocks)
+        starts = sorted({int(i * count / blocks) for i in range(blocks)}) if count > n else [0]
+        rows: list[Any] = []
+        for start in starts:
+            found = self._call(
+                collection.get, include=["embeddings"], limit=n if count <= n else per_block, offset=start
+            )
+            rows += list(found["embeddings"])
+        return np.asarray(rows, dtype=np.float32)
+
     def delete(self, collection: Any, ids: Sequence[str]) -> None:
         if ids:
             self._call(collection.delete, ids=list(ids))
@@ -198,8 +242,11 @@ class ChromaStore:
         vector: np.ndarray,
         k: int,
         breadth: int = SEARCH_BREADTH,
+        where: dict[str, Any] | None = None,
     ) -> list[Neighbour]:
-        """Nearest records by cosine similarity (1 - Chroma's cosine distance), best first."""
+        """Nearest records by cosine similarity (1 - Chroma's cosine distance), best first, among
+        those `where` lets through: the filter runs inside the graph search, so k come back
+        whenever k match."""
         check_model(collection.metadata or {}, model)
         if vector.shape[-1] != model.dim:
             raise ModelMismatchError(
@@ -210,6 +257,7 @@ class ChromaStore:
             collection.query,
             query_embeddings=vector.reshape(1, -1),
             n_results=max(k, breadth),
+            where=where,
             include=["distances"],
         )
         best = list(zip(found["ids"][0], found["distances"][0], strict=True))[:k]

@@ -22,6 +22,8 @@ from pathlib import Path
 from struct import error as struct_error
 from typing import TYPE_CHECKING, BinaryIO
 
+from agent.core.errors import one_line
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -311,6 +313,7 @@ _ORIENTATION_FIX = {
     8: "ROTATE_90",
 }
 _EXIF_ORIENTATION = 0x0112
+_EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
 _bomb_warning_silenced = False
 
 
@@ -327,11 +330,24 @@ def _silence_bomb_warning() -> None:
 
 @dataclass
 class DecodedImage:
-    """An upright RGB image, possibly shrunk, and the pixel size of the original."""
+    """An upright RGB image, possibly shrunk, the pixel size of the original (upright), and the
+    file's EXIF block (read anyway for the orientation, so the photo's metadata costs no second read)."""
 
     image: Image.Image
     width: int
     height: int
+    exif: Image.Exif | None = None
+    stored_size: tuple[int, int] = (0, 0)  # as the file stores it, before the EXIF rotation
+
+
+def _load_sub_blocks(exif: Image.Exif) -> None:
+    """Read the Exif and GPS sub-blocks now, while the file is open: Pillow reads them on first use
+    (a TIFF's from the file itself) and keeps them, and the file is closed once decoded."""
+    for tag in (_EXIF_IFD, _GPS_IFD):
+        try:
+            exif.get_ifd(tag)
+        except Exception:  # broken EXIF costs the photo's metadata (reported there), never the photo
+            return
 
 
 def decode_image(source: bytes | Path, min_side: int = 224, max_pixels: int | None = None) -> DecodedImage:
@@ -365,7 +381,10 @@ def _decode(stream: BinaryIO, min_side: int, max_pixels: int | None) -> DecodedI
             raise TooManyPixelsError(*image.size)
         # Only after the pixel check: a PNG's getexif() decodes the whole image, since its EXIF
         # chunk may follow the pixels.
-        orientation = image.getexif().get(_EXIF_ORIENTATION)
+        exif = image.getexif()
+        orientation = exif.get(_EXIF_ORIENTATION)
+        _load_sub_blocks(exif)
+        stored_size = (width, height)
         image.load()
         image = _to_rgb(image)
         shorter = min(image.size)
@@ -377,7 +396,7 @@ def _decode(stream: BinaryIO, min_side: int, max_pixels: int | None) -> DecodedI
             image = image.transpose(getattr(Image.Transpose, fix))
             if fix in ("TRANSPOSE", "ROTATE_270", "TRANSVERSE", "ROTATE_90"):
                 width, height = height, width
-        return DecodedImage(image, width, height)
+        return DecodedImage(image, width, height, exif, stored_size)
     except UnidentifiedImageError:
         raise ImageDecodeError("not an image (unrecognised format)") from None
     except Image.DecompressionBombError:
@@ -390,6 +409,28 @@ def _decode(stream: BinaryIO, min_side: int, max_pixels: int | None) -> DecodedI
         if "truncated" in reason:
             raise ImageDecodeError("truncated image data") from None
         raise ImageDecodeError(f"corrupt image: {reason}") from None
+
+
+def read_exif(path: Path, max_pixels: int | None = None) -> tuple[Image.Exif | None, tuple[int, int]]:
+    """A file's EXIF block and stored pixel size, from its header: no pixel is decoded, except a
+    PNG's whose EXIF chunk follows the pixels (so one over `max_pixels` is refused first)."""
+    from PIL import Image, UnidentifiedImageError
+
+    _silence_bomb_warning()
+    try:
+        with open_regular(path) as stream, Image.open(stream) as image:
+            size = image.size
+            if max_pixels is not None and size[0] * size[1] > max_pixels:
+                raise TooManyPixelsError(*size)
+            exif = image.getexif()
+            _load_sub_blocks(exif)
+            return exif, size
+    except UnidentifiedImageError:
+        raise ImageDecodeError("not an image (unrecognised format)") from None
+    except ImageDecodeError:
+        raise
+    except Exception as exc:  # PIL reports broken headers with many types
+        raise ImageDecodeError(f"corrupt image: {one_line(exc)}") from None
 
 
 def iter_chunks(items: list[ImageFile], size: int) -> Iterator[list[ImageFile]]:

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ from agent.core.disk_full import DiskFullError
 from agent.core.errors import ModalgraphError, StorageError, ToolInputError, one_line
 from agent.core.file_lock import exclusive_lock
 from agent.core.text import shown_path
-from memory.chroma_store import ChromaStore, CollectionInfo, EmbeddingModel, ModelMismatchError
+from memory.chroma_store import ChromaStore, CollectionInfo, EmbeddingModel, ModelMismatchError, Neighbour
 from memory.image_files import (
     FileTooLargeError,
     ImageDecodeError,
@@ -33,12 +34,16 @@ from memory.image_files import (
     decode_image,
     iter_chunks,
     read_and_hash,
+    read_exif,
     scan_folder,
 )
 from memory.index_limits import IndexLimits
-from memory.library_manifest import FileRow, LibraryManifest, RootStatus, SkippedRow
+from memory.library_manifest import FileRow, LibraryManifest, PhotoRow, RootStatus, SkippedRow
 from memory.library_roots import manifest_path
-from memory.stored_paths import is_utf8, path_from_metadata, path_metadata
+from memory.match_check import SAMPLE_SIZE, Calibration, calibrate, judge
+from memory.photo_filters import PhotoFilters
+from memory.photo_metadata import META_VERSION, PhotoMetadata, add_places, read_photo_metadata
+from memory.stored_paths import PATH_BYTES_KEY, is_utf8, path_from_metadata, path_metadata
 
 if TYPE_CHECKING:
     import numpy as np
@@ -86,6 +91,7 @@ class IndexReport:
     load_seconds: float = 0.0  # loading the model, included in `seconds`
     embed_seconds: float = 0.0  # the model's forward passes, included in `seconds`
     cancelled: bool = False
+    metadata_filled: int = 0  # photos indexed before whose metadata this run read (no re-embedding)
 
     @property
     def processed(self) -> int:
@@ -107,6 +113,71 @@ class SearchHit:
     width: int | None = None
     height: int | None = None
     other_paths: tuple[str, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)  # the record's photo metadata
+
+    @property
+    def taken(self) -> str | None:
+        value = self.meta.get("taken")
+        return value if isinstance(value, str) else None
+
+    @property
+    def taken_guess(self) -> bool:
+        return bool(self.meta.get("taken_guess"))
+
+    @property
+    def taken_words(self) -> str:
+        """ "June 14, 2019" (the photo's local date), or "" without one."""
+        if not self.taken:
+            return ""
+        try:
+            day = datetime.fromisoformat(self.taken)
+        except ValueError:
+            return self.taken
+        return f"{day:%B} {day.day}, {day.year}"
+
+    @property
+    def place(self) -> str:
+        """ "Intendente, Lisbon, Portugal": the nearest town or quarter, its county (else its region)
+        when that is another name, and the country."""
+        area = self.meta.get("county") or self.meta.get("region")
+        parts = [self.meta.get("city"), area, self.meta.get("country")]
+        return ", ".join(str(p) for p in dict.fromkeys(parts) if p)
+
+    @property
+    def camera(self) -> str:
+        make, model = self.meta.get("camera_make") or "", self.meta.get("camera_model") or ""
+        # Many models repeat the make ("Canon" + "Canon EOS 5D"): say it once.
+        return str(
+            model if make and str(model).lower().startswith(str(make).lower()) else f"{make} {model}"
+        ).strip()
+
+    def details(self) -> dict[str, Any]:
+        """When, where and with what, for `--json` and tool data."""
+        found = {
+            "taken": self.taken,
+            "taken_is_file_date": self.taken_guess,
+            "place": self.place or None,
+            "city": self.meta.get("city"),
+            "region": self.meta.get("region"),
+            "country": self.meta.get("country"),
+            "latitude": self.meta.get("latitude"),
+            "longitude": self.meta.get("longitude"),
+            "camera": self.camera or None,
+            "width": self.width,
+            "height": self.height,
+        }
+        return found
+
+
+@dataclass
+class SearchOutcome:
+    """What a search found. `no_match`: a text query whose best photos are not photos of it; they
+    are then in `closest`, not in `hits`. `visual`: ranked by likeness (else newest first)."""
+
+    hits: list[SearchHit]
+    closest: list[SearchHit] = field(default_factory=list)
+    no_match: bool = False
+    visual: bool = True
 
 
 @dataclass
@@ -119,6 +190,8 @@ class LibraryStatus:
     roots: list[RootStatus]
     other_collections: list[CollectionInfo]
     skipped: list[SkippedFile] = field(default_factory=list)  # every root's, with the reasons
+    # Photos indexed, but with a metadata field left empty, and why (broken EXIF, GPS at (0, 0)).
+    metadata_problems: list[SkippedFile] = field(default_factory=list)
 
 
 @dataclass
@@ -130,7 +203,12 @@ class _Prepared:
     pixels: Any = None
     width: int | None = None
     height: int | None = None
+    meta: PhotoMetadata | None = None
     error: str | None = None
+
+
+# Photos whose metadata is read and stored per Chroma update during a backfill.
+_METADATA_BATCH = 256
 
 
 def _workers() -> int:
@@ -148,6 +226,9 @@ class ImageIndex:
         self.encoders = encoders
         self.store = ChromaStore(settings)
         self._manifest: LibraryManifest | None = None
+        self._calibration_lock = threading.Lock()
+        self._calibration_key: tuple[str, int] | None = None
+        self._calibration_value: Calibration | None = None
 
     @property
     def manifest(self) -> LibraryManifest:
@@ -208,6 +289,8 @@ class ImageIndex:
             if todo and not cancel.is_set():
                 self._embed_files(todo, collection, name, known, batch_size, report, notify, cancel)
             self._drop_orphans(collection, name)
+            if not report.cancelled and not cancel.is_set():
+                self._fill_metadata(collection, name, report, notify, cancel)
             if not report.cancelled:
                 for root in sorted(set(finished_roots)):
                     self.manifest.finish_root(name, root, model.model_id)
@@ -371,6 +454,7 @@ class ImageIndex:
     ) -> None:
         """Embed one batch and record it, in the order that keeps the manifest's invariant. A file
         whose record Chroma cannot take is skipped with the reason; the rest of the batch goes on."""
+        _add_places([item.meta for item in batch if item.meta is not None])
         rows, skipped, fresh = _sort_batch(batch, known)
         failed = self._store_vectors(fresh, encoder, collection, name, report) if fresh else {}
         for row in [r for r in rows if r.hash in failed]:
@@ -381,7 +465,8 @@ class ImageIndex:
         report.embedded += len(stored)
         report.reused += len(rows) - len(stored)  # each stored hash has one first file in `rows`
         report.skipped += [SkippedFile(bad.path, bad.reason) for bad in skipped]
-        self.manifest.commit_batch(name, rows, skipped)
+        photos = [_photo_row(digest, *fresh[digest]) for digest in stored]
+        self.manifest.commit_batch(name, rows, skipped, photos)
 
     def _store_vectors(
         self,
@@ -429,6 +514,42 @@ class ImageIndex:
         # Refused hashes stay pending without a file: `_drop_orphans` clears them at the end.
         return failed
 
+    def _fill_metadata(
+        self,
+        collection: Any,
+        name: str,
+        report: IndexReport,
+        notify: ProgressCallback,
+        cancel: threading.Event,
+    ) -> None:
+        """Metadata for content indexed before it was read (an index from an older modalgraph, or
+        older metadata fields): read from each photo's EXIF and merged into its Chroma record. The
+        vector is not touched: nothing is embedded again."""
+        lacking = self.manifest.lacking_metadata(name, META_VERSION)
+        if not lacking:
+            return
+        limits = IndexLimits.from_settings(self.settings)
+        notify(IndexProgress("metadata", 0, len(lacking)))
+        with ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="exif") as pool:
+            for start in range(0, len(lacking), _METADATA_BATCH):
+                if cancel.is_set():
+                    report.cancelled = True
+                    return
+                rows = lacking[start : start + _METADATA_BATCH]
+                metas = list(pool.map(lambda row: _read_metadata(row, limits), rows))
+                _add_places(metas)
+                records = [photo_record(meta, row.root) for meta, row in zip(metas, rows, strict=True)]
+                self.store.update_metadata(collection, [row.hash for row in rows], records)
+                self.manifest.save_photos(
+                    name,
+                    [
+                        PhotoRow(row.hash, META_VERSION, record, [p for p in meta.problems if is_utf8(p)])
+                        for row, meta, record in zip(rows, metas, records, strict=True)
+                    ],
+                )
+                report.metadata_filled += len(rows)
+                notify(IndexProgress("metadata", start + len(rows), len(lacking)))
+
     def _exclusive(self) -> contextlib.AbstractContextManager[None]:
         """One index run at a time per data dir: two would race on the same records."""
         busy = StorageError(
@@ -462,29 +583,117 @@ class ImageIndex:
     # ================================================================= search
 
     def search_text(self, query: str, k: int = 5) -> list[SearchHit]:
-        query = query.strip()
-        if not query:
-            raise ToolInputError("empty search text")
-        model, collection = self._searchable()
-        vector = self.encoder().encode_texts([query])[0]
-        return self.search_vector(vector, k, model=model, collection=collection)
+        """The k nearest photos to `query`, matching or not (see `search` for the honest version)."""
+        return self.search(text=query, k=k, judge_match=False).hits
 
     def search_image(self, path: str | Path, k: int = 5) -> list[SearchHit]:
         """Images like the one at `path` (a trusted path: callers check LLM-chosen paths first).
         The file itself, if indexed, is left out: it is not a *similar* image, it is the same one."""
-        source = Path(path)
-        _check_query_image(source)
+        return self.search(image=path, k=k).hits
+
+    def search(
+        self,
+        text: str | None = None,
+        image: str | Path | None = None,
+        without: Sequence[str] = (),
+        filters: PhotoFilters | None = None,
+        k: int = 5,
+        judge_match: bool = True,
+    ) -> SearchOutcome:
+        """Photos that look like `text` and/or `image`, minus `without` (rclip's query arithmetic:
+        the normalised vectors are added and subtracted), among those `filters` let through.
+
+        With no text and no image, the filtered photos newest first. A text query's hits are
+        checked to be photos *of* the query (`memory.match_check`) unless `judge_match` is false:
+        when none is, the outcome says "no match" and keeps the closest few apart.
+        """
+        if k < 1:
+            raise ToolInputError("k must be at least 1")
+        filters = filters or PhotoFilters()
+        if text is not None:
+            text = text.strip()
+            if not text:
+                raise ToolInputError("empty search text")
+        without = [term.strip() for term in without]
+        if any(not term for term in without):
+            raise ToolInputError("empty term to exclude")
+        if text is None and image is None:
+            if without:
+                raise ToolInputError("words to exclude need search text or an image to subtract them from")
+            if filters.empty:
+                raise ToolInputError("give search text, an example image or a filter")
+            return SearchOutcome(self.newest(filters, k), visual=False)
+        if image is not None:
+            _check_query_image(Path(image))  # a typo in the path is said before anything loads
         model, collection = self._searchable()
+        encoder = self.encoder()
+        exclude: set[str] = set()
+        parts = []
+        if image is not None:
+            vector, digest = self._image_vector(Path(image), encoder)
+            parts.append(vector)
+            exclude.add(digest)
+        if text is not None:
+            parts.append(encoder.encode_texts([text])[0])
+        query = _combined(parts, encoder.encode_texts(list(without)) if without else None)
+        hits = self.search_vector(
+            query, k, model=model, collection=collection, exclude=exclude, where=filters.where()
+        )
+        if text is None or image is not None or not judge_match or not hits:
+            return SearchOutcome(hits)
+        return self._judged(text, parts[-1], hits, collection)
+
+    def _image_vector(self, source: Path, encoder: ImageEncoder) -> tuple[np.ndarray, str]:
+        _check_query_image(source)
         limits = IndexLimits.from_settings(self.settings)  # a query costs what an indexed file does
         try:
             data, digest = read_and_hash(source, limits.max_bytes)
-            encoder = self.encoder()
             decoded = decode_image(source if data is None else data, encoder.image_side, limits.max_pixels)
         except ImageDecodeError as exc:
             reason = _skip_reason(exc, source.stat().st_size, limits)
             raise ToolInputError(f"cannot use {shown_path(source)} as a query image: {reason}") from None
-        vector = encoder.encode_images([decoded.image])[0]
-        return self.search_vector(vector, k, model=model, collection=collection, exclude={digest})
+        return encoder.encode_images([decoded.image])[0], digest
+
+    def _judged(
+        self, text: str, query_vector: np.ndarray, hits: list[SearchHit], collection: Any
+    ) -> SearchOutcome:
+        """Keep the hits that are photos of `text`; none: "no match", with the closest three."""
+        import numpy as np
+
+        calibration = self._calibration(collection)
+        vectors = self.store.vectors(collection, [hit.hash for hit in hits])
+        if calibration is None or len(vectors) != len({hit.hash for hit in hits}):
+            return SearchOutcome(hits)  # nothing to judge with: the plain nearest photos
+        images = np.stack([vectors[hit.hash] for hit in hits])
+        verdicts = judge(calibration, text, query_vector, images)
+        matched = [hit for hit, verdict in zip(hits, verdicts, strict=True) if verdict.matches]
+        if matched:
+            return SearchOutcome(matched)
+        return SearchOutcome([], closest=hits[:3], no_match=True)
+
+    def _calibration(self, collection: Any) -> Calibration | None:
+        """The model's rivals and chance level on this library, measured once per library size."""
+        key = (collection.name, self.store.count(collection))
+        with self._calibration_lock:
+            if self._calibration_key == key:
+                return self._calibration_value
+        try:
+            captions, vectors = self.encoders.reference_captions()
+        except (ValueError, AttributeError):
+            return None  # a model that can read none of the captions (or an encoder without them)
+        value = calibrate(captions, vectors, self.store.sample_vectors(collection, SAMPLE_SIZE))
+        with self._calibration_lock:
+            self._calibration_key, self._calibration_value = key, value
+        return value
+
+    def newest(self, filters: PhotoFilters, k: int) -> list[SearchHit]:
+        """The k newest photos (by date taken) that the filters let through."""
+        model, collection = self._searchable()
+        records = self.store.matching(collection, filters.where() or {})
+        records.sort(key=lambda record: (str(record[1].get("taken") or ""), record[0]), reverse=True)
+        return self._hits(
+            [Neighbour(id_, 0.0, meta) for id_, meta in records], model.collection_name, k, frozenset()
+        )
 
     def search_vector(
         self,
@@ -494,43 +703,31 @@ class ImageIndex:
         model: EmbeddingModel | None = None,
         collection: Any = None,
         exclude: set[str] | frozenset[str] = frozenset(),
+        where: dict[str, Any] | None = None,
     ) -> list[SearchHit]:
         if k < 1:
             raise ToolInputError("k must be at least 1")
         if model is None or collection is None:
             model, collection = self._searchable()
         # Ask for a few more: excluded hashes and records of since-deleted files are dropped below.
-        neighbours = self.store.query(collection, model, vector, k + len(exclude) + 8)
-        paths = self.manifest.paths_for(model.collection_name, [n.id for n in neighbours])
-        hits = []
-        for neighbour in neighbours:
-            if neighbour.id in exclude:
-                continue
-            found = paths.get(neighbour.id) or []
-            if not found:
-                # A shared Chroma server may hold records this machine never indexed: use the
-                # record's own path when it exists here.
-                recorded = path_from_metadata(neighbour.metadata)
-                if recorded is None or not os.path.isfile(recorded):
-                    continue
-                found = [recorded]
-            try:
-                size: int | None = os.stat(found[0]).st_size
-            except OSError:
-                size = _int_or_none(neighbour.metadata.get("size"))
-            hits.append(
-                SearchHit(
-                    path=found[0],
-                    score=round(neighbour.score, 4),
-                    size=size,
-                    hash=neighbour.id,
-                    width=_int_or_none(neighbour.metadata.get("width")),
-                    height=_int_or_none(neighbour.metadata.get("height")),
-                    other_paths=tuple(found[1:]),
-                )
-            )
-            if len(hits) == k:
-                break
+        neighbours = self.store.query(collection, model, vector, k + len(exclude) + 8, where=where)
+        return self._hits(neighbours, model.collection_name, k, exclude)
+
+    def _hits(
+        self, neighbours: list[Neighbour], collection_name: str, k: int, exclude: set[str] | frozenset[str]
+    ) -> list[SearchHit]:
+        """Records as hits, best first: each with its files here (a record whose files are all gone
+        is dropped), up to k."""
+        hits: list[SearchHit] = []
+        for start in range(0, len(neighbours), 4 * k):
+            window = [n for n in neighbours[start : start + 4 * k] if n.id not in exclude]
+            paths = self.manifest.paths_for(collection_name, [n.id for n in window])
+            for neighbour in window:
+                hit = _hit(neighbour, paths.get(neighbour.id) or [])
+                if hit is not None:
+                    hits.append(hit)
+                    if len(hits) == k:
+                        return hits
         return hits
 
     def _searchable(self) -> tuple[EmbeddingModel, Any]:
@@ -573,6 +770,9 @@ class ImageIndex:
             roots=self.manifest.root_status(name),
             other_collections=[c for c in collections if c.name != name],
             skipped=[SkippedFile(row.path, row.reason) for row in self.manifest.skipped_files(name)],
+            metadata_problems=[
+                SkippedFile(path, problem) for path, problem in self.manifest.metadata_problems(name)
+            ],
         )
 
 
@@ -610,6 +810,7 @@ def _prepare(item: ImageFile, known: set[str], encoder: _LazyEncoder, limits: In
         # A big file's bytes were not kept (memory stays flat): the decoder reads it from disk.
         decoded = decode_image(item.path if data is None else data, model.image_side, limits.max_pixels)
         result.width, result.height = decoded.width, decoded.height
+        result.meta = read_photo_metadata(decoded.exif, decoded.stored_size, item.path, item.mtime_ns / 1e9)
         result.pixels = model.prepare(decoded.image)
     except ImageDecodeError as exc:
         result.error = _skip_reason(exc, item.size, limits)
@@ -618,6 +819,20 @@ def _prepare(item: ImageFile, known: set[str], encoder: _LazyEncoder, limits: In
     except Exception as exc:  # a decoder bug on one odd file must not end the run
         result.error = f"cannot decode: {type(exc).__name__}: {exc}"
     return result
+
+
+def _read_metadata(row: FileRow, limits: IndexLimits) -> PhotoMetadata:
+    """A photo's metadata from its file header; the pixels are not decoded (but a PNG's EXIF may
+    follow them, so one over the pixel cap is not read at all)."""
+    path, mtime = Path(row.path), row.mtime_ns / 1e9
+    try:
+        exif, size = read_exif(path, limits.max_pixels)
+    except ImageDecodeError as exc:
+        meta = read_photo_metadata(None, (0, 0), path, mtime)
+        meta.width = meta.height = meta.orientation = None
+        meta.problems.append(f"metadata not read: {exc}")
+        return meta
+    return read_photo_metadata(exif, size, path, mtime)
 
 
 def _skip_reason(exc: ImageDecodeError, size: int, limits: IndexLimits) -> str:
@@ -684,6 +899,7 @@ def _metadata(item: _Prepared) -> dict[str, Any]:
     """The Chroma record's metadata, checked value by value: Chroma refuses a whole batch over one
     value it cannot convert, so a bad value must be caught here, for its own file alone."""
     meta: dict[str, Any] = {
+        **(photo_record(item.meta, str(item.file.root)) if item.meta is not None else {}),
         **path_metadata(str(item.file.path)),
         "size": item.file.size,
         "mtime": item.file.mtime_ns / 1e9,
@@ -695,7 +911,48 @@ def _metadata(item: _Prepared) -> dict[str, Any]:
     return meta
 
 
+def photo_record(meta: PhotoMetadata, root: str) -> dict[str, Any]:
+    """The photo's metadata as stored: values of a non-UTF-8 file or folder name are left out (the
+    path itself is kept exactly by `path_metadata`), since neither Chroma nor SQLite text holds them."""
+    record: dict[str, Any] = {}
+    for key, value in meta.as_record(root).items():
+        if isinstance(value, str) and not is_utf8(value):
+            continue
+        if isinstance(value, list):
+            value = [v for v in value if is_utf8(v)]
+            if not value:
+                continue
+        record[key] = value
+    return record
+
+
+def _photo_row(digest: str, item: _Prepared, record: dict[str, Any]) -> PhotoRow:
+    problems = item.meta.problems if item.meta is not None else []
+    return PhotoRow(digest, META_VERSION, _photo_fields(record), [p for p in problems if is_utf8(p)])
+
+
+def _photo_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """The photo-metadata part of a Chroma record: what the manifest keeps a copy of."""
+    return {k: v for k, v in record.items() if k not in _FILE_FIELDS}
+
+
+def _add_places(items: list[PhotoMetadata]) -> None:
+    """Places for a batch; a geocoder that cannot load costs the places, never the batch."""
+    try:
+        add_places(items)
+    except Exception as exc:
+        for meta in items:
+            if meta.latitude is not None:
+                meta.problems.append(f"place unknown: the offline geocoder failed ({one_line(exc)})")
+
+
+# Record fields about one file rather than the photo's content.
+_FILE_FIELDS = frozenset({"path", PATH_BYTES_KEY, "size", "mtime"})
+
+
 def _check_metadata_value(key: str, value: object) -> None:
+    if isinstance(value, list) and value and all(isinstance(v, str) and is_utf8(v) for v in value):
+        return
     if isinstance(value, bool):
         return
     if isinstance(value, str) and is_utf8(value):
@@ -705,6 +962,44 @@ def _check_metadata_value(key: str, value: object) -> None:
     if isinstance(value, float) and math.isfinite(value):
         return
     raise ValueError(f"its {key} {value!r} is not a value Chroma can store")
+
+
+def _hit(neighbour: Neighbour, found: list[str]) -> SearchHit | None:
+    if not found:
+        # A shared Chroma server may hold records this machine never indexed: use the record's
+        # own path when it exists here.
+        recorded = path_from_metadata(neighbour.metadata)
+        if recorded is None or not os.path.isfile(recorded):
+            return None
+        found = [recorded]
+    try:
+        size: int | None = os.stat(found[0]).st_size
+    except OSError:
+        size = _int_or_none(neighbour.metadata.get("size"))
+    return SearchHit(
+        path=found[0],
+        score=round(neighbour.score, 4),
+        size=size,
+        hash=neighbour.id,
+        width=_int_or_none(neighbour.metadata.get("width")),
+        height=_int_or_none(neighbour.metadata.get("height")),
+        other_paths=tuple(found[1:]),
+        meta=neighbour.metadata,
+    )
+
+
+def _combined(parts: list[np.ndarray], subtract: np.ndarray | None) -> np.ndarray:
+    """rclip's query arithmetic on unit vectors: the sum of what to find, minus what to leave out,
+    normalised again."""
+    import numpy as np
+
+    vector = np.sum(parts, axis=0)
+    if subtract is not None:
+        vector = vector - subtract.sum(axis=0)
+    norm = float(np.linalg.norm(vector))
+    if norm < 1e-6:
+        raise ToolInputError("the words to exclude cancel the query out: nothing is left to search for")
+    return (vector / norm).astype(np.float32)
 
 
 def _int_or_none(value: object) -> int | None:

@@ -17,18 +17,22 @@ method takes and returns paths as str; the conversion happens here, at the edge 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from agent.core.disk_full import disk_full_error, is_disk_full
 from agent.core.errors import StorageError
 from memory.stored_paths import path_from_db, path_to_db
 
-SCHEMA_VERSION = 1
+# 2: the `photos` table (when, where, with what). A version-1 manifest gains it on open, empty, and
+# the next `modalgraph index` fills it without embedding anything again.
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS roots (
     path TEXT PRIMARY KEY,
@@ -60,6 +64,14 @@ CREATE TABLE IF NOT EXISTS skipped (
     mtime_ns INTEGER NOT NULL,
     PRIMARY KEY (collection, path)
 );
+CREATE TABLE IF NOT EXISTS photos (
+    collection TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    problems TEXT NOT NULL,
+    PRIMARY KEY (collection, hash)
+);
 CREATE TABLE IF NOT EXISTS root_runs (
     collection TEXT NOT NULL,
     root TEXT NOT NULL,
@@ -77,6 +89,17 @@ class FileRow:
     hash: str
     size: int
     mtime_ns: int
+
+
+@dataclass(frozen=True)
+class PhotoRow:
+    """A content hash's photo metadata (as its Chroma record holds it) and the fields left empty,
+    with why. `version` is `photo_metadata.META_VERSION` when it was read."""
+
+    hash: str
+    version: int
+    record: dict[str, Any]
+    problems: list[str]
 
 
 @dataclass(frozen=True)
@@ -221,13 +244,21 @@ class LibraryManifest:
                 [(collection, h) for h in hashes],
             )
 
-    def commit_batch(self, collection: str, rows: Sequence[FileRow], skipped: Sequence[SkippedRow]) -> None:
-        """Record a finished batch: its files (vectors already in Chroma) and its unreadable files.
+    def commit_batch(
+        self,
+        collection: str,
+        rows: Sequence[FileRow],
+        skipped: Sequence[SkippedRow],
+        photos: Sequence[PhotoRow] = (),
+    ) -> None:
+        """Record a finished batch: its files (vectors already in Chroma), its unreadable files and
+        the metadata of its new content.
 
         A changed file's old hash goes to `pending`, to be deleted from Chroma if nothing else uses it.
         """
         now = time.time()
         with self.transaction() as conn:
+            _save_photos(conn, collection, photos)
             for row in rows:
                 path = path_to_db(row.path)
                 old = _hash_of(conn, collection, path)
@@ -271,14 +302,46 @@ class LibraryManifest:
         return [row[0] for row in rows]
 
     def clear_pending(self, collection: str, hashes: Sequence[str] | None = None) -> None:
-        """Drop pending marks: the given ones (deleted from Chroma), or all (each is referenced now)."""
+        """Drop pending marks: the given ones (deleted from Chroma, so their metadata goes too), or
+        all (each is referenced now)."""
         with self.transaction() as conn:
             if hashes is None:
                 conn.execute("DELETE FROM pending WHERE collection = ?", (collection,))
             else:
-                conn.executemany(
-                    "DELETE FROM pending WHERE collection = ? AND hash = ?", [(collection, h) for h in hashes]
-                )
+                pairs = [(collection, h) for h in hashes]
+                conn.executemany("DELETE FROM pending WHERE collection = ? AND hash = ?", pairs)
+                conn.executemany("DELETE FROM photos WHERE collection = ? AND hash = ?", pairs)
+
+    # ----------------------------------------------------------------- photo metadata
+
+    def save_photos(self, collection: str, photos: Sequence[PhotoRow]) -> None:
+        with self.transaction() as conn:
+            _save_photos(conn, collection, photos)
+
+    def lacking_metadata(self, collection: str, version: int) -> list[FileRow]:
+        """One file per indexed hash whose metadata is missing or older than `version`: the file
+        to read it from (the first path, by name)."""
+        rows = self._conn.execute(
+            "SELECT f.path, f.root, f.hash, f.size, f.mtime_ns FROM files f "
+            "LEFT JOIN photos p ON p.collection = f.collection AND p.hash = f.hash "
+            "WHERE f.collection = ? AND (p.hash IS NULL OR p.version < ?) ORDER BY f.hash, f.path",
+            (collection, version),
+        )
+        found: dict[str, FileRow] = {}
+        for path, root, digest, size, mtime_ns in rows:
+            if digest not in found:
+                found[digest] = FileRow(path_from_db(path), path_from_db(root), digest, size, mtime_ns)
+        return list(found.values())
+
+    def metadata_problems(self, collection: str | None) -> list[tuple[str, str]]:
+        """(path, problem) for every indexed file whose photo metadata has a field left empty."""
+        rows = self._conn.execute(
+            "SELECT f.path, p.problems FROM files f JOIN photos p "
+            "ON p.collection = f.collection AND p.hash = f.hash "
+            "WHERE f.collection = ? AND p.problems != '[]' ORDER BY f.path",
+            (collection,),
+        )
+        return [(path_from_db(path), problem) for path, problems in rows for problem in json.loads(problems)]
 
     def skipped_under(self, collection: str, root: str) -> dict[str, SkippedRow]:
         rows = self._conn.execute(
@@ -337,6 +400,16 @@ class LibraryManifest:
             "SELECT DISTINCT collection FROM files UNION SELECT collection FROM root_runs"
         )
         return sorted(row[0] for row in rows)
+
+
+def _save_photos(conn: sqlite3.Connection, collection: str, photos: Sequence[PhotoRow]) -> None:
+    conn.executemany(
+        "INSERT OR REPLACE INTO photos (collection, hash, version, record, problems) VALUES (?, ?, ?, ?, ?)",
+        [
+            (collection, p.hash, p.version, json.dumps(p.record, sort_keys=True), json.dumps(p.problems))
+            for p in photos
+        ],
+    )
 
 
 def _hash_of(conn: sqlite3.Connection, collection: str, path: str | bytes) -> str | None:

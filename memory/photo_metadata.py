@@ -17,7 +17,7 @@ import threading
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -34,6 +34,10 @@ _OFFSET_FORMAT = re.compile(r"^[+-]\d{2}:\d{2}$")
 # A camera clock a day fast is common; more than that in the future is a wrong date, not a photo.
 _FUTURE_SLACK = timedelta(days=1)
 _EARLIEST_YEAR = 1826  # the first photograph
+
+# Bumped when the stored fields change: `modalgraph index` then fills the new ones into every record,
+# from the files' EXIF, without embedding anything again.
+META_VERSION = 1
 
 DateSource = Literal["exif-original", "exif-digitized", "exif-datetime", "file-mtime"]
 
@@ -64,14 +68,39 @@ class PhotoMetadata:
     camera_model: str | None = None
     problems: list[str] = field(default_factory=list)
 
-    def as_record(self) -> dict[str, Any]:
-        """The non-empty fields, plus normalised copies of the place and camera for filtering."""
+    def as_record(self, root: str | None = None) -> dict[str, Any]:
+        """The non-empty fields, flat, as Chroma stores them, plus folded copies for filtering:
+
+        - `*_key`: the place, camera and folder, case- and accent-folded, for equality filters;
+        - `camera_words`: every word of make and model, so "iphone" finds an "Apple iPhone 12 Pro";
+        - `folder_names`: each folder on the way from the library root (itself included) down to the
+          photo, so "holidays" finds `Photos/Holidays/2019/a.jpg`.
+        """
         record = {k: v for k, v in asdict(self).items() if v is not None and k != "problems"}
-        for key in ("city", "county", "region", "country", "camera_make", "camera_model", "folder"):
+        for key in ("city", "county", "region", "country", "country_code", "camera_make", "camera_model"):
             value = getattr(self, key)
             if value:
                 record[f"{key}_key"] = fold(value)
+        words = fold(f"{self.camera_make or ''} {self.camera_model or ''}").split()
+        if words:
+            record["camera_words"] = sorted(set(words))
+        names = folder_names(self.folder, root)
+        if names:  # Chroma refuses an empty list
+            record["folder_names"] = names
+        record["meta_version"] = META_VERSION
         return record
+
+
+def folder_names(folder: str, root: str | None) -> list[str]:
+    """Folded names of the folders from `root` (itself included) down to `folder`; every one of
+    `folder`'s when it is not under `root`."""
+    path = PurePath(folder)
+    if root is not None and path.is_relative_to(root):
+        base = PurePath(root)
+        parts = [base.name, *path.relative_to(base).parts]
+    else:
+        parts = list(path.parts[1:] if path.is_absolute() else path.parts)
+    return sorted({fold(part) for part in parts if part and fold(part)})
 
 
 def fold(text: str) -> str:

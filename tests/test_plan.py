@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from agent.planning.plan import NO_TOOL, PlanError, extract_json, parse_plan, plan_json_schema
+from agent.planning.planner import Planner
 from tools.registry import ToolRegistry
 
 TOOLS = ToolRegistry.default().available()
@@ -36,6 +38,21 @@ def test_llama_cpp_turns_the_schema_into_a_grammar() -> None:
         json.dumps(plan_json_schema(TOOLS, 8)), verbose=False
     )
     assert grammar is not None
+
+
+def test_the_planner_grammar_spells_digits_the_way_llama_cpp_parses_them() -> None:
+    # llama-cpp-python turns a pattern's `\\d` into a quoted literal that llama.cpp cannot parse,
+    # and the process dies on the first plan; the planner hands the decoder `[0-9]` instead.
+    llama_grammar = pytest.importorskip("llama_cpp.llama_grammar")
+    schema = Planner(object(), TOOLS, 8).schema  # type: ignore[arg-type]
+    assert "\\d" not in json.dumps(schema)
+    assert "\\d" not in llama_grammar.json_schema_to_gbnf(json.dumps(schema))
+    date_from = schema["properties"]["steps"]["items"]["anyOf"][1]["properties"]["args"]["properties"][
+        "date_from"
+    ]
+    pattern = date_from["anyOf"][0]["pattern"]
+    assert all(re.fullmatch(pattern, day) for day in ("2019", "2019-06", "2019-06-30"))
+    assert not any(re.fullmatch(pattern, day) for day in ("19", "2019-6", "2019-06-30T00", "２０１９"))
 
 
 def test_no_tool_step_means_plain_chat() -> None:

@@ -1,7 +1,9 @@
 """The default local planner (Qwen2.5-Coder-1.5B Q4_K_M through llama.cpp) on real requests.
 
 Runs whenever the GGUF has been pulled; CI pulls it. The labelled set mixes plain chat, single
-steps, chains and parallel steps over the six tools.
+steps, chains and parallel steps over the six tools, and photo searches whose place, dates, camera,
+folder and exclusions must become search_images filters (in several languages, with relative
+dates planned as of the set's pinned today; see agent/planning/plan_eval.py).
 """
 
 from __future__ import annotations
@@ -33,20 +35,26 @@ def shared_llm() -> object:
     return LlamaCppChatModel(model_path=str(REAL_PLANNER), max_tokens=256)
 
 
-def test_planner_tool_and_edge_f1(real_planner: Path, shared_llm: object) -> None:
+def test_planner_tool_edge_and_filter_scores(real_planner: Path, shared_llm: object) -> None:
     app = AppContext(load_settings())
     planner = Planner(shared_llm, app.registry.available(), app.settings.max_steps)  # type: ignore[arg-type]
     rows = load_labelled(LABELLED)
-    assert len(rows) >= 40
+    assert len(rows) >= 70
+    assert sum(1 for r in rows for s in r.steps if "args" in s) >= 25
     pairs = []
     for row in rows:
-        outcome = planner.make_plan(row.request, row.attachments)
+        outcome = planner.make_plan(row.request, row.attachments, today=row.today)
         predicted = [s.model_dump() for s in outcome.plan.steps] if outcome.plan else []
         pairs.append((row.request, predicted, row.steps))
     scores = score_all(pairs)
     print("\n" + scores.summary() + "\n" + "\n".join(scores.misses))
-    assert scores.node.score >= 0.9, scores.summary()
+    # Measured with the default planner: tool-node F1 0.965, edge F1 0.815, filter values 0.779,
+    # plain chat 9/10. The filter target of the photo-search work is 0.85; the floors below are
+    # what this 1.5B model reaches today, so that a regression fails while the gap stays visible.
+    assert scores.node.score >= 0.95, scores.summary()
     assert scores.edge.score >= 0.75, scores.summary()
+    assert scores.filters.score >= 0.75, scores.summary()
+    assert scores.chat.right >= scores.chat.total - 1, scores.summary()
 
 
 def test_text_only_turn_with_the_real_model(real_planner: Path, shared_llm: object) -> None:

@@ -75,20 +75,23 @@ def test_index_then_status_then_search(
     row = next(line for line in out.splitlines() if "my photos" in line)
     assert "30" in row and "1" in row and "20" in row  # files, skipped, a date in 20xx
 
+    # The library holds one red circle: the other nearest renders are not red circles, so they are
+    # not presented as results.
     code, out, _ = run_cli(["search", "a red circle", "-k", "3"], capsys, monkeypatch)
     assert code == 0
     lines = out.strip().splitlines()
-    assert len(lines) == 3
-    score, _size, unit, dims, path = lines[0].split(maxsplit=4)
+    assert len(lines) == 1
+    score, _size, unit, dims, taken, path = lines[0].split(maxsplit=5)
     assert float(score) > 0 and unit in ("B", "KB") and dims == "96x96"
-    assert "red-circle" in Path(path).name
+    assert taken.endswith("~")  # no EXIF date: the file's date, marked as a guess
+    assert "red-circle" in Path(path.strip()).name
 
     code, out, _ = run_cli(["search", "a blue star", "--json", "-k", "2"], capsys, monkeypatch)
     assert code == 0
     payload = json.loads(out)
-    assert list(payload) == ["results"] and len(payload["results"]) == 2
-    assert all(list(item) == ["path", "score"] for item in payload["results"])
-    assert "blue-star" in payload["results"][0]["path"]
+    assert list(payload) == ["results", "no_match", "closest"] and len(payload["results"]) == 1
+    assert {"path", "score", "taken", "place", "camera"} <= set(payload["results"][0])
+    assert "blue-star" in payload["results"][0]["path"] and payload["no_match"] is False
 
     # Another render of a green triangle, not in the library: its one green triangle should rank high.
     in_library = {p.name for p in small_library.iterdir()}
@@ -104,7 +107,7 @@ def test_index_then_status_then_search(
     ("args", "message"),
     [
         (["search"], "give search text"),
-        (["search", "a cat", "--image", "x.png"], "give search text"),
+        (["search", "a cat", "--image", "x.png"], "image not found: x.png"),
         (["search", "a red circle"], "modalgraph index FOLDER"),
         (["index", "/definitely/not/here"], "folder not found"),
         (["index", "--status", "/tmp"], "one at a time"),
@@ -135,9 +138,21 @@ def test_status_before_anything_was_indexed(
 def test_tool_arguments_are_checked() -> None:
     assert SearchImagesArgs(query="a red circle").k == 5
     assert SearchImagesArgs(image="<step-1>", k=50).image == "<step-1>"
+    composed = SearchImagesArgs(query="at night", image="a.jpg", without=["people"])
+    assert composed.without == ["people"]
+    # The filters' own words leave the CLIP query; a query that was nothing else goes.
+    assert SearchImagesArgs(query="food in Italy", place="italy").query == "food"
+    assert SearchImagesArgs(query="my photos from Rome", place="Rome").query is None
+    assert SearchImagesArgs(query="Rome", place="Rome", without=["people"]).query == "Rome"
+    by_date = SearchImagesArgs(date_from="2019", date_to="2019-06").filters()
+    assert (str(by_date.start), str(by_date.end)) == ("2019-01-01", "2019-06-30")
     for bad in (
         {},
-        {"query": "x", "image": "y.png"},
+        {"without": ["people"]},
+        {"query": "x", "without": [" "]},
+        {"date_from": "2019-13-01"},
+        {"date_from": "2020", "date_to": "2019"},
+        {"place": "Lisbon", "orientation": "diagonal"},
         {"query": "x", "k": 0},
         {"query": "x", "k": 51},
         {"qurey": "x"},
@@ -156,10 +171,8 @@ def test_tool_finds_photos_by_text(indexed_world: AppContext) -> None:
     assert len(result.artifacts) == 3
     assert result.artifacts[0].mime == "image/png" and "red-circle" in result.artifacts[0].path
     assert isinstance(result.artifacts[0].meta["score"], float)
-    assert result.data["results"][0] == {
-        "path": result.artifacts[0].path,
-        "score": result.artifacts[0].meta["score"],
-    }
+    first = result.data["results"][0]
+    assert (first["path"], first["score"]) == (result.artifacts[0].path, result.artifacts[0].meta["score"])
     assert result.artifacts[0].path in result.text
 
 

@@ -310,13 +310,23 @@ def test_index_and_search_the_library_then_ask_about_a_result(visit: Visit, held
 
     page.locator("#search-text").get_by_role("textbox").fill("a red circle")
     page.locator("#search-button").click()
-    page.locator("#search-note").get_by_text("12 results").wait_for()
+    # The library holds 4 red circles: the other renders are not presented as results.
+    page.locator("#search-note").get_by_text("4 results").wait_for()
     thumbnails = page.locator("#results img")
     thumbnails.first.wait_for()
-    assert thumbnails.count() == 12
+    assert thumbnails.count() == 4
     captions = page.locator("#results").inner_text()
-    assert "· " in captions and ".png" in captions  # "0.312 · name.png": score and file
+    assert "· " in captions and ".png" in captions  # "0.312 · name.png · date": score and file
     visit.screenshot("05-library-search")
+
+    # A filter goes with the search: none of these renders was taken before 2000.
+    page.locator("#filter-before").get_by_role("textbox").fill("2000")
+    page.locator("#search-button").click()
+    page.locator("#search-note").get_by_text("0 results").wait_for()
+    assert "taken on or before 1999-12-31" in page.locator("#search-note").inner_text()
+    page.locator("#filter-before").get_by_role("textbox").fill("")
+    page.locator("#search-button").click()
+    page.locator("#search-note").get_by_text("4 results").wait_for()
 
     thumbnails.first.click()
     page.locator("#chat-input img").first.wait_for()  # the result, attached to the next message

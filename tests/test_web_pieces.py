@@ -8,6 +8,7 @@ import json
 import os
 import threading
 import wave
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from PIL import Image
 
 from agent.context import AppContext
-from agent.core.errors import ConfigError, ModalgraphError
+from agent.core.errors import ConfigError, ModalgraphError, ToolInputError
 from agent.core.settings import load_settings
 from agent.llm.scripted import ScriptedChatModel
 from agent.turns import TurnRunner
@@ -26,6 +27,7 @@ from agent.web.uploads import UploadRejectedError, accept_upload, audio_type
 from memory.artifacts import ArtifactStore
 from memory.library_manifest import LibraryManifest
 from memory.library_roots import manifest_path
+from memory.photo_filters import PhotoFilters
 from tests import fake_tools
 from tools.registry import ToolRegistry
 
@@ -426,7 +428,7 @@ def test_search_by_text_and_by_example_image_gives_captioned_gallery_items(
     items, note = search_text(indexed_world, "a red circle", 4, files.shows)
     assert len(items) == 4 and note.startswith("4 results for “a red circle”")
     path, caption = items[0]
-    assert Path(path).parent == heldout_folder and caption.endswith(Path(path).name)
+    assert Path(path).parent == heldout_folder and f" · {Path(path).name} · " in caption
     assert float(caption.split(" · ")[0]) >= float(items[-1][1].split(" · ")[0])
     example = sorted(heldout_folder.iterdir())[0]
     similar, note = search_image(indexed_world, str(example), 3, files.shows, MB)
@@ -434,6 +436,11 @@ def test_search_by_text_and_by_example_image_gives_captioned_gallery_items(
     assert str(example) not in [p for p, _ in similar]  # the same picture is not "similar"
     hidden, _ = search_text(indexed_world, "a red circle", 4, lambda path: False)
     assert hidden == []
+    # Filters alone: the renders carry no EXIF, so their file dates stand in, marked as such.
+    newest, note = search_text(indexed_world, "", 3, files.shows, PhotoFilters(start=date(2000, 1, 1)))
+    assert len(newest) == 3 and "(file date)" in newest[0][1] and "taken on or after 2000-01-01" in note
+    with pytest.raises(ToolInputError, match="fill in a filter"):
+        search_text(indexed_world, " ", 3, files.shows)
     fake = upload(tmp_path, "example.png", wav_bytes())
     with pytest.raises(UploadRejectedError, match="the example must be an image"):
         search_image(indexed_world, str(fake), 3, files.shows, MB)

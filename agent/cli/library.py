@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from agent.core.errors import ToolInputError
-from agent.core.text import human_bytes, shown_path
+from agent.core.text import human_bytes, shorten, shown_path
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -114,6 +114,10 @@ def _run_index(
     def on_progress(event: IndexProgress) -> None:
         if event.phase == "scanning":
             progress.update(task_id, description="scanning folders", total=None)
+        elif event.phase == "metadata":
+            progress.update(
+                task_id, description="reading dates and places", total=event.total, completed=event.done
+            )
         elif event.phase == "loading":
             progress.update(task_id, description="loading CLIP")
         elif event.done == 0:
@@ -139,6 +143,12 @@ def _print_report(console: Console, report: IndexReport) -> None:
         skipped += f" ({report.skipped_unchanged} unchanged since the last run)"
     parts += [f"{report.unchanged} unchanged", f"{report.removed} removed", skipped]
     console.print(", ".join(parts) + f" in {report.seconds:.1f}s", highlight=False, soft_wrap=True)
+    if report.metadata_filled:
+        console.print(
+            f"read the date, place and camera of {report.metadata_filled} photo(s) indexed before "
+            "(nothing embedded again)",
+            highlight=False,
+        )
     if report.embedded:
         console.print(
             f"{report.images_per_second:.1f} images/s with {report.model_id} "
@@ -211,25 +221,63 @@ def _print_status(console: Console, status: LibraryStatus) -> None:
             f"also in the index: {other.count} vectors from {other.model_id} ({other.dim}-d)", highlight=False
         )
     _print_skipped(console, status.skipped, "{n} file(s) not indexed")
+    _print_skipped(
+        console, status.metadata_problems, "{n} metadata field(s) left empty (the photos are indexed)"
+    )
 
 
 def search_command(
     text: str | None = typer.Argument(None, help='What to look for, e.g. "a dog on a beach".'),
-    image: Path | None = typer.Option(None, "--image", help="Find images similar to this file instead."),
+    image: Path | None = typer.Option(
+        None, "--image", help="Find photos like this file (with TEXT too: like it, but TEXT)."
+    ),
+    without: list[str] = typer.Option(
+        [], "--not", help="Leave out photos showing this (repeatable), e.g. --not people."
+    ),
+    after: str | None = typer.Option(
+        None, "--after", help="Taken on or after this day: YYYY-MM-DD, YYYY-MM or YYYY."
+    ),
+    before: str | None = typer.Option(
+        None, "--before", help="Taken before this day: YYYY-MM-DD, YYYY-MM or YYYY."
+    ),
+    place: str | None = typer.Option(None, "--place", help="A city, region or country, e.g. Lisbon."),
+    folder: str | None = typer.Option(None, "--folder", help="A folder name the photos are in."),
+    camera: str | None = typer.Option(None, "--camera", help="Words of the camera's make or model."),
+    orientation: str | None = typer.Option(None, "--orientation", help="landscape, portrait or square."),
+    file_type: str | None = typer.Option(None, "--type", help="File type, e.g. jpg or png."),
     k: int = typer.Option(10, "-k", "--top", min=1, max=200, help="How many results."),
-    as_json: bool = typer.Option(False, "--json", help='Print {"results": [{"path", "score"}]} only.'),
+    as_json: bool = typer.Option(
+        False, "--json", help='Print {"results": [{"path", "score", "taken", "place", ...}]} only.'
+    ),
 ) -> None:
-    """Search the indexed photos by text, or by an example image with --image."""
-    if (text is None) == (image is None):
+    """Search the indexed photos by text, by an example image (--image), or by filters alone
+    (newest first), e.g. `modalgraph search --after 2021-01-01 --place paris "red"`."""
+    from memory.photo_filters import PhotoFilters  # deferred: keeps --help light
+
+    filters = PhotoFilters.from_words(after, before, place, folder, camera, orientation, file_type)
+    if text is None and image is None and filters.empty:
         raise ToolInputError(
-            'give search text, e.g. `modalgraph search "a red car"`, or --image FILE (one of them)'
+            'give search text, e.g. `modalgraph search "a red car"`, --image FILE, or a filter '
+            "such as --place or --after"
         )
     index = _open_index()
-    hits = index.search_text(text, k) if text is not None else index.search_image(image, k)  # type: ignore[arg-type]
+    outcome = index.search(text=text, image=image, without=without, filters=filters, k=k)
     if as_json:
-        typer.echo(json.dumps({"results": [{"path": h.path, "score": h.score} for h in hits]}))
+        typer.echo(
+            json.dumps(
+                {
+                    "results": [{"path": h.path, "score": h.score, **h.details()} for h in outcome.hits],
+                    "no_match": outcome.no_match,
+                    "closest": [{"path": h.path, "score": h.score} for h in outcome.closest],
+                }
+            )
+        )
         return
-    _print_hits(hits)
+    if outcome.no_match:
+        typer.echo(f"no photos look like {text!r}; closest, not matching:")
+        _print_hits(outcome.closest)
+        return
+    _print_hits(outcome.hits)
 
 
 def _print_hits(hits: list[SearchHit]) -> None:
@@ -239,6 +287,10 @@ def _print_hits(hits: list[SearchHit]) -> None:
     for hit in hits:
         dims = f"{hit.width}x{hit.height}" if hit.width and hit.height else "?"
         size = "?" if hit.size is None else human_bytes(hit.size)
-        typer.echo(f"{hit.score:6.3f}  {size:>8}  {dims:>11}  {shown_path(hit.path)}")
+        taken = (hit.taken or "")[:10] + ("~" if hit.taken_guess else "")
+        place = shorten(hit.place, 24)
+        typer.echo(
+            f"{hit.score:6.3f}  {size:>8}  {dims:>11}  {taken:<11}  {place:<24}  {shown_path(hit.path)}"
+        )
         for other in hit.other_paths:
-            typer.echo(f"{'':6}  {'':>8}  {'':>11}  = {shown_path(other)}")
+            typer.echo(f"{'':6}  {'':>8}  {'':>11}  {'':<11}  {'':<24}  = {shown_path(other)}")

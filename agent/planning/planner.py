@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -13,12 +15,33 @@ from agent.core.errors import BackendError, ModalgraphError
 from agent.llm.openai_compat import invoke_with_schema
 from agent.planning.plan import Plan, PlanError, parse_plan, plan_json_schema
 from agent.planning.prompts import load_prompt
+from memory.photo_metadata import fold
 from tools.base import Tool
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
 PLAN_MAX_TOKENS = 512
+_DIGIT_CLASS = re.compile(r"(?<!\\)\\d")
+
+
+def _digits_spelled(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            k: _DIGIT_CLASS.sub("[0-9]", v) if k == "pattern" and isinstance(v, str) else _digits_spelled(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_digits_spelled(v) for v in node]
+    return node
+
+
+def decoder_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The plan schema as the decoder gets it: every regex `pattern`'s `\\d` spelled `[0-9]`.
+    llama-cpp-python's schema-to-grammar converter copies `\\d` into the grammar as a quoted
+    literal; llama.cpp then cannot parse the grammar and the process dies on the first plan. Plans
+    are still validated against the tools' own models."""
+    return _digits_spelled(schema)
 
 
 def _field_doc(name: str, info: Any) -> str:
@@ -37,14 +60,48 @@ def system_prompt(tools: Mapping[str, type[Tool]]) -> str:
     return load_prompt("planner").replace("{tools}", tool_docs(tools))
 
 
-def request_block(request: str, attachments: Sequence[str] = (), history: Sequence[str] = ()) -> str:
-    parts = []
+# English names whatever the process locale (strftime("%A") follows it): the prompt is English.
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def today_line(today: date) -> str:
+    """The line relative dates ("last summer", "yesterday") are computed from: "Today is Sunday 2026-11-29."."""
+    return f"Today is {WEEKDAYS[today.weekday()]} {today.isoformat()}."
+
+
+def request_block(
+    request: str,
+    attachments: Sequence[str] = (),
+    history: Sequence[str] = (),
+    today: date | None = None,
+) -> str:
+    """The user message of a planning call. Today's date lives here, not in the system prompt: the
+    system prompt's evaluated state is cached and saved across runs, so it must not change daily."""
+    parts = [today_line(today or date.today())]
     if history:
         parts.append("Earlier in this conversation:\n" + "\n".join(history))
     parts.append(f"User: {request.strip()}")
     if attachments:
         parts.append("Attached: " + ", ".join(attachments))
     return "\n".join(parts)
+
+
+# Filters of search_images whose value the small planner also copies into `query` ("Lisbon" as both
+# query and place). Such a query looks for pictures *of* the word (a Canon logo for camera "Canon")
+# among photos the filter already picks, so it only makes the results worse.
+_ECHOED_FILTERS = ("place", "folder", "camera")
+
+
+def drop_echoed_queries(plan: Plan) -> Plan:
+    """`plan` with every search_images `query` that merely repeats one of its filters removed."""
+    for step in plan.steps:
+        args = step.args
+        query = args.get("query")
+        if step.tool != "search_images" or not isinstance(query, str) or args.get("without"):
+            continue  # `without` needs the query to subtract from
+        if any(isinstance(args.get(n), str) and fold(args[n]) == fold(query) for n in _ECHOED_FILTERS):
+            del args["query"]
+    return plan
 
 
 @dataclass
@@ -64,22 +121,45 @@ def constrained_invoke(llm: BaseChatModel, messages: list[BaseMessage], schema: 
 
 
 class Planner:
-    def __init__(self, llm: BaseChatModel, tools: Mapping[str, type[Tool]], max_steps: int, retries: int = 1):
+    def __init__(
+        self,
+        llm: BaseChatModel,
+        tools: Mapping[str, type[Tool]],
+        max_steps: int,
+        retries: int = 1,
+        today: date | None = None,
+    ):
         self.llm = llm
         self.tools = dict(tools)
         self.max_steps = max_steps
         self.retries = retries
-        self.schema = plan_json_schema(self.tools, max_steps)
+        # None means the day of each call: a long-running chat or web server crosses midnight.
+        self.today = today
+        self.schema = decoder_schema(plan_json_schema(self.tools, max_steps))
         self.system = system_prompt(self.tools)
 
-    def messages(self, request: str, attachments: Sequence[str] = (), history: Sequence[str] = ()) -> list:
-        return [SystemMessage(self.system), HumanMessage(request_block(request, attachments, history))]
+    def messages(
+        self,
+        request: str,
+        attachments: Sequence[str] = (),
+        history: Sequence[str] = (),
+        *,
+        today: date | None = None,
+    ) -> list:
+        """System prompt and request; `today` overrides the planner's own date for this call."""
+        day = today or self.today or date.today()
+        return [SystemMessage(self.system), HumanMessage(request_block(request, attachments, history, day))]
 
     def make_plan(
-        self, request: str, attachments: Sequence[str] = (), history: Sequence[str] = ()
+        self,
+        request: str,
+        attachments: Sequence[str] = (),
+        history: Sequence[str] = (),
+        *,
+        today: date | None = None,
     ) -> PlanOutcome:
         """A valid plan, or the reason there is none. Backend failures propagate as BackendError."""
-        messages = self.messages(request, attachments, history)
+        messages = self.messages(request, attachments, history, today=today)
         outcome = PlanOutcome(plan=None)
         for attempt in range(self.retries + 1):
             outcome.attempts = attempt + 1
@@ -91,7 +171,7 @@ class Planner:
                 raise BackendError(f"the planner LLM failed: {type(exc).__name__}: {exc}") from None
             outcome.raw.append(raw)
             try:
-                outcome.plan = parse_plan(raw, self.tools, self.max_steps)
+                outcome.plan = drop_echoed_queries(parse_plan(raw, self.tools, self.max_steps))
                 outcome.error = None
                 return outcome
             except PlanError as exc:

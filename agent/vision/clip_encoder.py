@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,12 +128,42 @@ class ClipEncoder:
         import torch
 
         tokens = self.processor.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_text_tokens, return_tensors="pt"
+            [self._readable(text) for text in texts],
+            padding=True,
+            truncation=True,
+            max_length=self.max_text_tokens,
+            return_tensors="pt",
         )
         tokens = {name: value.to(self.device) for name, value in tokens.items() if name != "token_type_ids"}
         with torch.inference_mode():
             features = pooled_features(self.model.get_text_features(**tokens))
         return _normalise(features)
+
+    def _readable(self, text: str) -> str:
+        """`text` in words the tokenizer knows. A word-level vocabulary (the tiny shapes CLIP) turns
+        every unknown word into one unknown token, which drags the vector toward noise: a plural
+        it lacks is read as its singular ("circles" -> "circle"), and other unknown words are
+        left out. Subword tokenizers (every real CLIP) never make a word a lone unknown token,
+        so their texts pass unchanged."""
+        tokenizer = self.processor.tokenizer
+        unk = getattr(tokenizer, "unk_token_id", None)
+        if unk is None:
+            return text
+
+        def known(word: str) -> bool:
+            return tokenizer(word, add_special_tokens=False)["input_ids"] != [unk]
+
+        words = []
+        for word in re.findall(r"[^\W_]+", text):
+            if known(word):
+                words.append(word)
+                continue
+            singular = next(
+                (w for w in (word[:-1], word[:-2]) if word.endswith("s") and w and known(w)), None
+            )
+            if singular:
+                words.append(singular)
+        return " ".join(words) if words else text
 
 
 def pooled_features(output: Any) -> Any:
@@ -195,3 +226,9 @@ class ClipEncoderSource:
 
     def load(self) -> ClipEncoder:
         return load_clip_encoder(self.app)
+
+    def reference_captions(self) -> tuple[list[str], np.ndarray]:
+        from agent.vision.zero_shot import label_vectors  # deferred: zero_shot imports this module
+
+        labels, vectors = label_vectors(self.load())
+        return [label.prompt for label in labels], vectors

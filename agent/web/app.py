@@ -28,6 +28,7 @@ from agent.web.library_panel import (
 from agent.web.serving import FileRouteGuard, ServedFiles, prepare_gradio_env
 from agent.web.sessions_panel import SessionsPanel, SessionView
 from agent.web.uploads import accept_upload, check_uploaded
+from memory.photo_filters import PhotoFilters
 from memory.sessions import check_session_name
 
 if TYPE_CHECKING:
@@ -105,6 +106,8 @@ class LibraryUI:
     index_btn: gr.Button
     index_report: gr.Markdown
     query: gr.Textbox
+    # Filters: taken on or after, taken before, place, folder, camera.
+    filters: tuple[gr.Textbox, ...]
     k: gr.Slider
     search_btn: gr.Button
     example: gr.Image
@@ -208,6 +211,17 @@ def _library_panel() -> LibraryUI:
             )
             k = gr.Slider(1, 48, value=12, step=1, label="Results", scale=1, elem_id="search-k")
             search_btn = gr.Button("Search", variant="primary", scale=1, elem_id="search-button")
+        with gr.Row(equal_height=True):
+            filters = tuple(
+                gr.Textbox(label=label, placeholder=hint, max_lines=1, elem_id=f"filter-{name}")
+                for name, label, hint in (
+                    ("after", "Taken on or after", "2019-06-01 or 2019"),
+                    ("before", "Taken before", "2020-01-01 or 2020"),
+                    ("place", "Place", "Lisbon, Portugal"),
+                    ("folder", "Folder", "Holidays"),
+                    ("camera", "Camera", "iPhone"),
+                )
+            )
         with gr.Row():
             example = gr.Image(
                 label="…or search by an example image",
@@ -234,6 +248,7 @@ def _library_panel() -> LibraryUI:
         index_btn,
         index_report,
         query,
+        filters,
         k,
         search_btn,
         example,
@@ -378,17 +393,19 @@ def _wire_library(
         return items, [path for path, _ in items], note
 
     @toasts_errors(outputs=3)
-    def do_search_text(text: str, count: float) -> tuple[Any, ...]:
+    def do_search_text(text: str, count: float, *fields: str) -> tuple[Any, ...]:
+        filters = PhotoFilters.from_words(*fields)
         files.refresh()
-        return found(*search_text(app, text, int(count), files.shows))
+        return found(*search_text(app, text, int(count), files.shows, filters))
 
     @toasts_errors(outputs=3)
-    def do_search_image(image: str | None, count: float) -> tuple[Any, ...]:
+    def do_search_image(image: str | None, count: float, *fields: str) -> tuple[Any, ...]:
         if not image:
             return gr.skip(), gr.skip(), gr.skip()
+        filters = PhotoFilters.from_words(*fields)
         files.refresh()
         example = str(check_uploaded(image, app.settings.web_cache_dir))
-        return found(*search_image(app, example, int(count), files.shows, max_bytes))
+        return found(*search_image(app, example, int(count), files.shows, max_bytes, filters))
 
     def ask_about(paths: list[str], evt: gr.SelectData) -> tuple[Any, ...]:
         path = paths[evt.index]
@@ -404,9 +421,12 @@ def _wire_library(
     ui.index_btn.click(do_index, [ui.folder], index_outputs, concurrency_limit=1)
     ui.folder.submit(do_index, [ui.folder], index_outputs, concurrency_limit=1)
     search_outputs = [ui.gallery, ui.hits, ui.search_note]
-    ui.search_btn.click(do_search_text, [ui.query, ui.k], search_outputs)
-    ui.query.submit(do_search_text, [ui.query, ui.k], search_outputs)
-    ui.example.upload(do_search_image, [ui.example, ui.k], search_outputs)
+    search_inputs = [ui.query, ui.k, *ui.filters]
+    ui.search_btn.click(do_search_text, search_inputs, search_outputs)
+    ui.query.submit(do_search_text, search_inputs, search_outputs)
+    for field in ui.filters:
+        field.submit(do_search_text, search_inputs, search_outputs)
+    ui.example.upload(do_search_image, [ui.example, ui.k, *ui.filters], search_outputs)
     ui.gallery.select(ask_about, [ui.hits], [box, tabs])
 
 

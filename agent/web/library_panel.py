@@ -13,6 +13,7 @@ from agent.core.errors import ToolInputError
 from agent.core.text import shown_path
 from agent.models.catalogue import Catalogue
 from agent.web.uploads import UploadRejectedError, inspect_upload
+from memory.photo_filters import PhotoFilters
 
 if TYPE_CHECKING:
     from agent.context import AppContext
@@ -34,6 +35,8 @@ def index_folder(app: AppContext, folder: str, progress: ProgressFn) -> str:
     def on_progress(event: IndexProgress) -> None:
         if event.phase == "scanning":
             progress(None, "scanning the folder")
+        elif event.phase == "metadata":
+            progress(event.done / event.total if event.total else None, "reading dates and places")
         elif event.phase == "loading":
             progress(None, "loading CLIP")
         elif event.total:
@@ -67,23 +70,41 @@ def library_status(app: AppContext) -> str:
 
 
 def search_text(
-    app: AppContext, text: str, k: int, shows: Callable[[str], bool]
+    app: AppContext,
+    text: str,
+    k: int,
+    shows: Callable[[str], bool],
+    filters: PhotoFilters | None = None,
 ) -> tuple[list[tuple[str, str]], str]:
-    """Gallery items (path, caption with the score) and a one-line note about them."""
-    query = (text or "").strip()
-    if not query:
-        raise ToolInputError("type what to look for, e.g. a dog on a beach")
-    return _gallery(app.image_index.search_text(query, k), f"“{query}”", shows)
+    """Gallery items (path, caption with the score, date and place) and a one-line note about them.
+    Text, filters or both: filters alone list the matching photos newest first."""
+    query = (text or "").strip() or None
+    filters = filters or PhotoFilters()
+    if query is None and filters.empty:
+        raise ToolInputError("type what to look for, e.g. a dog on a beach, or fill in a filter")
+    outcome = app.image_index.search(text=query, filters=filters, k=k)
+    what = " ".join(p for p in (f"“{query}”" if query else "", filters.describe()) if p) or "photos"
+    if outcome.no_match:
+        items, _ = _gallery(outcome.closest, what, shows)
+        return items, f"No photos look like {what}; the closest are shown, and they do not match."
+    return _gallery(outcome.hits, what, shows)
 
 
 def search_image(
-    app: AppContext, image: str, k: int, shows: Callable[[str], bool], max_bytes: int
+    app: AppContext,
+    image: str,
+    k: int,
+    shows: Callable[[str], bool],
+    max_bytes: int,
+    filters: PhotoFilters | None = None,
 ) -> tuple[list[tuple[str, str]], str]:
     """Like `search_text`, for an uploaded example image (checked like any upload)."""
     _, mime, _ = inspect_upload(image, max_bytes)
     if not mime.startswith("image/"):
         raise UploadRejectedError(f"{Path(image).name} is {mime}; the example must be an image")
-    return _gallery(app.image_index.search_image(image, k), "the example image", shows)
+    filters = filters or PhotoFilters()
+    hits = app.image_index.search(image=image, filters=filters, k=k).hits
+    return _gallery(hits, " ".join(p for p in ("the example image", filters.describe()) if p), shows)
 
 
 def _gallery(
@@ -99,7 +120,14 @@ def _gallery(
 
 
 def caption(hit: SearchHit) -> str:
-    return f"{hit.score:.3f} · {shown_path(Path(hit.path).name)}"
+    """ "0.312 · IMG_0001.jpg · 2019-06-14 · Lisbon, Portugal": the score only when ranked by likeness."""
+    parts = [f"{hit.score:.3f}"] if hit.score else []
+    parts.append(shown_path(Path(hit.path).name))
+    if hit.taken:
+        parts.append(hit.taken[:10] + (" (file date)" if hit.taken_guess else ""))
+    if hit.place:
+        parts.append(hit.place)
+    return " · ".join(parts)
 
 
 def model_rows(app: AppContext) -> list[list[str]]:
