@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.core.disk_full import DiskFullError
+from agent.core.disk_full import DiskFullError, disk_full_error, free_bytes
 from agent.core.errors import ModalgraphError, StorageError, ToolInputError, one_line
 from agent.core.file_lock import exclusive_lock
 from agent.core.text import shown_path
@@ -207,6 +207,8 @@ class _Prepared:
     error: str | None = None
 
 
+# Below this much free space on the index's disk, no further batch is written (see `_check_room`).
+_MIN_FREE_BYTES = 512 * 1024
 # Photos whose metadata is read and stored per Chroma update during a backfill.
 _METADATA_BATCH = 256
 
@@ -482,6 +484,7 @@ class ImageIndex:
         vectors = encoder.get().encode_prepared([fresh[h][0].pixels for h in hashes])
         report.embed_seconds += time.perf_counter() - t0
         metadatas = [fresh[h][1] for h in hashes]
+        self._check_room()
         self.manifest.mark_pending(name, hashes)
         try:
             self.store.upsert(collection, hashes, vectors, metadatas)
@@ -490,6 +493,17 @@ class ImageIndex:
         except StorageError as exc:
             return self._upsert_one_by_one(collection, hashes, vectors, metadatas, exc)
         return {}
+
+    def _check_room(self) -> None:
+        """Refuse a batch when the index's disk is all but full. Embedded Chroma, asked to write
+        into the last few hundred KiB, can block inside its Rust writer instead of failing (seen
+        with a batch's records and metadata overflowing a nearly full disk): ending the run here, with
+        everything before it committed, is what a full disk must cost."""
+        if self.settings.chroma_host:
+            return  # a server's disk is not one this machine can measure
+        free = free_bytes(self.settings.index_dir)
+        if free is not None and free < _MIN_FREE_BYTES:
+            raise disk_full_error(self.settings.index_dir)
 
     def _upsert_one_by_one(
         self,
