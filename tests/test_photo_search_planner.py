@@ -69,7 +69,7 @@ def test_what_where_and_when_through_a_real_planner_turn(
 ) -> None:
     out = _turn(trips_app, shared_llm, "show me my red circles from Paris in 2021")
     searches = [s for s in out["steps"] if s["tool"] == "search_images"]
-    assert searches and searches[0]["status"] == "ok", json.dumps(out)
+    assert searches and searches[0]["status"] == "done", json.dumps(out)
     args = out["plan"]["steps"][0]["args"]
     assert (args.get("place") or "").lower() == "paris", args
     assert str(args.get("date_from", "")).startswith("2021") and str(args.get("date_to", "")).startswith(

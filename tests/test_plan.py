@@ -42,7 +42,7 @@ def test_llama_cpp_turns_the_schema_into_a_grammar() -> None:
 
 def test_the_planner_grammar_spells_digits_the_way_llama_cpp_parses_them() -> None:
     # llama-cpp-python turns a pattern's `\\d` into a quoted literal that llama.cpp cannot parse,
-    # and the process dies on the first plan; the planner hands the decoder `[0-9]` instead.
+    # and the process dies on the first plan; the plan schema every decoder gets says `[0-9]` instead.
     llama_grammar = pytest.importorskip("llama_cpp.llama_grammar")
     schema = Planner(object(), TOOLS, 8).schema  # type: ignore[arg-type]
     assert "\\d" not in json.dumps(schema)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from memory.image_index import SearchHit, SearchOutcome
     from tools.context import RunContext
 
-_DAY_FORMAT = r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$"  # [0-9], not \d: llama.cpp grammars cannot take \d
+_DAY_FORMAT = r"^\d{4}(-\d{2}(-\d{2})?)?$"
 
 
 class SearchImagesArgs(ToolArgs):

@@ -102,7 +102,26 @@ def plan_json_schema(tools: Mapping[str, type[Tool]], max_steps: int) -> dict[st
     }
     if defs:
         schema["$defs"] = defs
-    return schema
+    return _digits_spelled(schema)
+
+
+# llama-cpp-python's schema-to-grammar converter copies a pattern's `\d` into the grammar as a
+# quoted literal; llama.cpp then cannot parse the grammar and the process dies on the first plan.
+# Every decoder gets this schema, so the rewrite lives here; plans are still validated against the
+# tools' own models, whose patterns are unchanged.
+_DIGIT_CLASS = re.compile(r"(?<!\\)\\d")
+
+
+def _digits_spelled(node: Any) -> Any:
+    r"""`node` with every regex `pattern`'s `\d` spelled `[0-9]` (the same set for ASCII input)."""
+    if isinstance(node, dict):
+        return {
+            k: _DIGIT_CLASS.sub("[0-9]", v) if k == "pattern" and isinstance(v, str) else _digits_spelled(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_digits_spelled(v) for v in node]
+    return node
 
 
 def extract_json(text: str) -> Any:

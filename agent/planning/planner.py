@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -22,26 +21,6 @@ if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
 PLAN_MAX_TOKENS = 512
-_DIGIT_CLASS = re.compile(r"(?<!\\)\\d")
-
-
-def _digits_spelled(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {
-            k: _DIGIT_CLASS.sub("[0-9]", v) if k == "pattern" and isinstance(v, str) else _digits_spelled(v)
-            for k, v in node.items()
-        }
-    if isinstance(node, list):
-        return [_digits_spelled(v) for v in node]
-    return node
-
-
-def decoder_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """The plan schema as the decoder gets it: every regex `pattern`'s `\\d` spelled `[0-9]`.
-    llama-cpp-python's schema-to-grammar converter copies `\\d` into the grammar as a quoted
-    literal; llama.cpp then cannot parse the grammar and the process dies on the first plan. Plans
-    are still validated against the tools' own models."""
-    return _digits_spelled(schema)
 
 
 def _field_doc(name: str, info: Any) -> str:
@@ -135,7 +114,7 @@ class Planner:
         self.retries = retries
         # None means the day of each call: a long-running chat or web server crosses midnight.
         self.today = today
-        self.schema = decoder_schema(plan_json_schema(self.tools, max_steps))
+        self.schema = plan_json_schema(self.tools, max_steps)
         self.system = system_prompt(self.tools)
 
     def messages(
