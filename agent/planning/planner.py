@@ -14,8 +14,8 @@ from agent.core.errors import BackendError, ModalgraphError
 from agent.llm.openai_compat import invoke_with_schema
 from agent.planning.plan import Plan, PlanError, parse_plan, plan_json_schema
 from agent.planning.prompts import load_prompt
-from memory.photo_metadata import fold
 from tools.base import Tool
+from tools.search_images import visual_words
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -72,13 +72,15 @@ _ECHOED_FILTERS = ("place", "folder", "camera")
 
 
 def drop_echoed_queries(plan: Plan) -> Plan:
-    """`plan` with every search_images `query` that merely repeats one of its filters removed."""
+    """`plan` with every search_images `query` that says nothing its filters do not removed: the
+    tool's own rule (`visual_words`), applied here so that the plan shows the search that runs."""
     for step in plan.steps:
         args = step.args
         query = args.get("query")
         if step.tool != "search_images" or not isinstance(query, str) or args.get("without"):
             continue  # `without` needs the query to subtract from
-        if any(isinstance(args.get(n), str) and fold(args[n]) == fold(query) for n in _ECHOED_FILTERS):
+        filters = [value if isinstance(value, str) else None for value in map(args.get, _ECHOED_FILTERS)]
+        if visual_words(query, filters) is None:
             del args["query"]
     return plan
 
