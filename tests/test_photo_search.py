@@ -3,6 +3,7 @@ an honest "no match", on shapes renders that carry real EXIF dates, GPS position
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -260,7 +261,7 @@ def test_untrustworthy_metadata_is_left_empty_and_listed(
         and "future.jpg: EXIF date '2099:01:01 00:00:00' is in the future" in out
     )
     code, out, _ = run_cli(["search", "--json", "--place", "tokyo"], capsys, monkeypatch)
-    results = __import__("json").loads(out)["results"]
+    results = json.loads(out)["results"]
     assert [Path(r["path"]).name for r in results] == ["future.jpg"]
     assert results[0]["taken_is_file_date"] is True  # the future date was refused: the file's date stands in
     code, out, _ = run_cli(["search", "--before", "2019", "--orientation", "square"], capsys, monkeypatch)
@@ -283,7 +284,7 @@ def test_search_after_place_on_the_command_line(
         ["search", "--after", "2021-01-01", "--place", "paris", "red", "--json"], capsys, monkeypatch
     )
     assert code == 0, err
-    results = __import__("json").loads(out)["results"]
+    results = json.loads(out)["results"]
     assert results
     for item in results:
         truth = RECORDS_BY_PATH[item["path"]]
