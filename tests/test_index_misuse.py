@@ -11,7 +11,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from memory.image_files import (
 from memory.library_roots import load_library_roots, manifest_path
 from memory.stored_paths import path_from_db, path_from_metadata, path_metadata, path_to_db
 from tests.test_image_index import _consistency, _copy_renders
-from tests.test_misuse import _fill, small_disk  # noqa: F401  (small_disk is a fixture)
+from tests.test_misuse import _fill, mounted_tmpfs
 from tests.test_search_cli import run_cli
 from tools.paths import resolve_tool_path
 
@@ -220,15 +220,22 @@ def test_a_record_chroma_refuses_skips_that_file_and_the_run_goes_on(
 # ----------------------------------------------------------------------------- 2. a full disk
 
 
+@pytest.fixture
+def index_disk(tmp_path: Path) -> Iterator[Path]:
+    """An 8 MiB disk: 330 photos with their dates and places take about 3 MiB of index, so the run
+    after the filler is removed has room to finish."""
+    yield from mounted_tmpfs(tmp_path / "small-disk", "8M")
+
+
 def test_indexing_into_a_full_disk_ends_in_one_line_and_a_later_run_continues(
     cli_world: None,
     shapes_world: Path,
     tmp_path: Path,
-    small_disk: Path,  # noqa: F811
+    index_disk: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("MODALGRAPH_DATA_DIR", str(small_disk / "data"))
+    monkeypatch.setenv("MODALGRAPH_DATA_DIR", str(index_disk / "data"))
     first = tmp_path / "first"
     _copy_renders(shapes_world, first, 30, split="heldout")
     code, _out, err = run_cli(["index", str(first), "--quiet"], capsys, monkeypatch)
@@ -236,12 +243,12 @@ def test_indexing_into_a_full_disk_ends_in_one_line_and_a_later_run_continues(
 
     more = tmp_path / "more"
     _copy_renders(shapes_world, more, 300)
-    filler = _fill(small_disk, leave=200 * 1024)
+    filler = _fill(index_disk, leave=200 * 1024)
     code, _out, err = run_cli(["index", str(more), "--quiet"], capsys, monkeypatch)
     assert code == 2 and "Traceback" not in err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: the disk holding "), err
-    assert str(small_disk / "data") in lines[0] and "is full" in lines[0]
+    assert str(index_disk / "data") in lines[0] and "is full" in lines[0]
     assert "compaction" not in lines[0], err
 
     filler.unlink()

@@ -133,18 +133,25 @@ def test_the_chat_refuses_a_file_that_was_not_uploaded_through_the_page(tmp_path
 # ---------------------------------------------------------------- a full disk
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 3 MiB tmpfs, where the machine lets tests mount one (root on Linux); skipped elsewhere."""
-    mount = tmp_path / "small-disk"
+def mounted_tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` at `mount`, where the machine lets tests mount one (root on Linux);
+    the test is skipped elsewhere."""
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3M", "tmpfs", str(mount)], capture_output=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip() or 'not permitted'}")
     try:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 3 MiB disk: room for a few sessions, small enough to fill in a test."""
+    yield from mounted_tmpfs(tmp_path / "small-disk", "3M")
 
 
 def _fill(disk: Path, leave: int) -> Path:
