@@ -7,6 +7,7 @@ checkpoint, without redoing the steps that completed.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -52,6 +53,36 @@ class TurnRunner:
         from graphs.chat import build_chat_graph  # deferred: imports langgraph, langchain, pydantic-settings
 
         return build_chat_graph(self.app, self.llm, self.checkpointer)
+
+    def warm_up(self) -> None:
+        """Do now what the first turn would otherwise wait for: load the planner's weights and bring
+        its instructions into the model's context (from the saved prompt state when there is one).
+        Safe beside a turn: the model's own locks order them."""
+        from agent.planning.planner import Planner  # deferred: imports langchain
+
+        warm = getattr(self.llm, "warm_up", None)
+        if warm is None:
+            return  # a server or a script: nothing local to load
+        settings = self.app.settings
+        planner = Planner(
+            self.llm,
+            self.app.registry.available(),
+            settings.max_steps,
+            one_call=None if settings.one_call else False,
+        )
+        warm(planner.messages(""))
+
+    def warm_up_in_background(self) -> threading.Thread:
+        """`warm_up` in a daemon thread, started while the user reads the banner and types. A
+        failure there is left for the first turn to meet (and report) again."""
+
+        def work() -> None:
+            with contextlib.suppress(Exception):
+                self.warm_up()
+
+        thread = threading.Thread(target=work, name="warm-up", daemon=True)
+        thread.start()
+        return thread
 
     def _config(self, session: str) -> dict[str, Any]:
         config = thread_config(session)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -76,6 +76,23 @@ def problems(plan: Plan, results: dict[str, StepResult]) -> list[str]:
     return lines
 
 
+def failure_answer(plan: Plan, results: dict[str, StepResult], tools: dict[str, Any]) -> str:
+    """One or two sentences for a turn none of whose steps finished: what could not be done, and
+    the fix the failing step's error names. Skipped steps only follow from a failure, so they go
+    unmentioned."""
+    failed = [(step, r) for step in plan.steps if (r := results.get(str(step.id))) and r.status == "failed"]
+    if not failed:
+        return "None of the steps could run, so I have nothing to show."
+    sentences = []
+    for step, result in failed[:2]:
+        action = getattr(tools.get(step.tool), "action", "") or f"run {step.tool}"
+        reason = (result.error or "it failed").strip().rstrip(".")
+        sentences.append(f"I could not {action}: {reason}.")
+    if len(failed) > 2:
+        sentences[-1] = sentences[-1][:-1] + f"; {len(failed) - 2} more step(s) failed too."
+    return " ".join(sentences)
+
+
 def results_block(plan: Plan, results: dict[str, StepResult]) -> str:
     lines = []
     for step in plan.steps:
@@ -101,14 +118,19 @@ def build_chat_graph(
 ) -> CompiledStateGraph:
     settings = app.settings
     tools = tools if tools is not None else app.registry.available()
-    planner = Planner(llm, tools, settings.max_steps, settings.plan_retries)
+    planner = Planner(
+        llm, tools, settings.max_steps, settings.plan_retries, one_call=None if settings.one_call else False
+    )
 
     def plan_node(state: ChatState) -> dict[str, Any]:
         attachments = [a["path"] for a in state.get("attachments") or []]
         history = history_lines(state.get("history") or [], settings.history_turns)
-        outcome = planner.make_plan(state["request"], attachments, history)
+        outcome = planner.make_plan(state["request"], attachments, history, keep_answer=True)
         plan = outcome.plan.model_dump() if outcome.plan else None
         _emit({"type": "plan", "plan": plan, "error": outcome.error, "attempts": outcome.attempts})
+        if outcome.answer is not None:  # the planning call is answering: stream it on
+            text = _streamed(outcome.answer, app.cancel, "(The answer was cut short: {})")
+            return {"plan": plan, "plan_error": None, "direct_answer": text}
         return {"plan": plan, "plan_error": outcome.error}
 
     def dispatch(state: ChatState) -> dict[str, Any]:
@@ -165,6 +187,12 @@ def build_chat_graph(
             text = CANCELLED_TEXT
         elif state.get("plan_error"):
             text = f"I could not turn that request into a valid plan: {state['plan_error']}"
+        elif state.get("direct_answer") is not None:
+            text = str(state["direct_answer"])
+        elif plan.steps and not any(r.status == "done" for r in results.values()):
+            # Nothing to answer from: the small responder would only apologise and then be
+            # contradicted by the failure lines, so code says what failed and how to fix it.
+            text = failure_answer(plan, results, tools)
         else:
             text = _write_answer(llm, state, plan, results, settings.history_turns, app.cancel)
             notes = [
@@ -229,18 +257,30 @@ def _write_answer(
         parts.append("Results of the tools:\n" + results_block(plan, results))
     parts.append("Write your answer to the user now.")
     messages = [SystemMessage(load_prompt("responder")), HumanMessage("\n".join(parts))]
-    pieces: list[str] = []
+    pieces = (chunk.content if isinstance(chunk.content, str) else "" for chunk in llm.stream(messages))
+    return _streamed(pieces, cancel, "\n(The answer was cut short: {})")
+
+
+def _streamed(pieces: Iterable[str], cancel: threading.Event, cut_short: str) -> str:
+    """Hand each piece of an answer to the front ends as a `token` event and return the whole text.
+
+    Cancelling stops the generation (the iterator is closed); a backend failure half-way still
+    yields an answer, ending with `cut_short` filled in with the reason."""
+    out: list[str] = []
     try:
-        for chunk in llm.stream(messages):
-            text = chunk.content if isinstance(chunk.content, str) else ""
+        for text in pieces:
             if text:
-                pieces.append(text)
+                out.append(text)
                 _emit({"type": "token", "text": text})
             if cancel.is_set():
-                pieces.append(" " + CANCELLED_TEXT)
+                out.append(" " + CANCELLED_TEXT)
                 break
     except ModalgraphError:
         raise
     except Exception as exc:
-        pieces.append(f"\n(The answer was cut short: {one_line(exc)})")
-    return "".join(pieces).strip()
+        out.append(cut_short.format(one_line(exc)))
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
+    return "".join(out).strip()

@@ -43,6 +43,8 @@ class ChatState(TypedDict, total=False):
     attachments: list[dict[str, Any]]
     plan: dict[str, Any] | None
     plan_error: str | None
+    # The answer, when the planning call itself answered a turn that needs no tool.
+    direct_answer: str | None
     results: Annotated[dict[str, dict[str, Any]], merge_results]
     answer: dict[str, Any] | None
 
@@ -54,6 +56,7 @@ def new_turn(request: str, attachments: list[Artifact]) -> dict[str, Any]:
         "attachments": [a.model_dump() for a in attachments],
         "plan": None,
         "plan_error": None,
+        "direct_answer": None,
         "results": None,
         "answer": None,
     }

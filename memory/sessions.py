@@ -11,6 +11,7 @@ import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +84,24 @@ def session_names(saver: SqliteSaver) -> list[str]:
         "GROUP BY thread_id ORDER BY last DESC"
     ).fetchall()
     return [row[0] for row in rows]
+
+
+def last_session(saver: SqliteSaver) -> str | None:
+    """The session whose latest turn is the most recent: what `--continue` picks up."""
+    names = session_names(saver)
+    return names[0] if names else None
+
+
+def new_session_name(saver: SqliteSaver, prefix: str, now: datetime | None = None) -> str:
+    """A name no session has yet, readable and sortable (`ask-20261130-142501`; a second one in the
+    same second gets `-2`, `-3`...). Nothing is stored: a command that fails before its turn's first
+    checkpoint leaves no empty conversation behind."""
+    stamp = f"{prefix}-{(now or datetime.now()).strftime('%Y%m%d-%H%M%S')}"
+    name, n = stamp, 1
+    while saver.get_tuple(thread_config(name)) is not None:
+        n += 1
+        name = f"{stamp}-{n}"
+    return name
 
 
 def session_info(saver: SqliteSaver, name: str) -> SessionInfo | None:

@@ -80,6 +80,7 @@ class BoomArgs(ToolArgs):
 
 class BoomTool(Tool):
     name = "boom"
+    action = "look at it"
     description = "Always fails."
     args_model = BoomArgs
 

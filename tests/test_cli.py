@@ -34,7 +34,7 @@ def test_ask_json_shape(tmp_path: Path) -> None:
     proc = modalgraph("ask", "make a file", "--json", env=cli_env(tmp_path, [plan, "Made it."], "a"))
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert set(out) == {"plan", "steps", "answer"}
+    assert set(out) == {"plan", "steps", "answer", "session"}
     assert out["plan"]["steps"][0] == {
         "id": 1,
         "tool": "make_file",
@@ -50,6 +50,55 @@ def test_ask_json_shape(tmp_path: Path) -> None:
     assert Path(artifact["path"]).read_text() == "hello"
     assert out["answer"]["text"].startswith("Made it.")
     assert out["answer"]["artifacts"] == [artifact]
+
+
+def test_ask_starts_a_new_conversation_and_continue_picks_the_last_one_up(tmp_path: Path) -> None:
+    from agent.core.settings import load_settings
+    from memory.sessions import open_checkpointer, session_info
+
+    replies = [{"steps": []}, "Paris."]
+    first = modalgraph("ask", "capital of France?", "--json", env=cli_env(tmp_path, replies, "one"))
+    assert first.returncode == 0, first.stderr
+    session = json.loads(first.stdout)["session"]
+    assert session.startswith("ask-") and session != "default"
+
+    # A second plain ask is a new conversation: the planner is shown no earlier turn.
+    env = cli_env(tmp_path, [{"steps": []}, "Madrid."], "two")
+    second = modalgraph("ask", "capital of Spain?", env=env)
+    assert second.returncode == 0, second.stderr
+    named = [line for line in second.stderr.splitlines() if line.startswith("conversation ")]
+    assert len(named) == 1 and "-c" in named[0]
+    other = named[0].split()[1]
+    assert other not in (session, "default")
+
+    settings = load_settings(data_dir=Path(env["MODALGRAPH_DATA_DIR"]))
+    saver = open_checkpointer(settings)
+    assert session_info(saver, session).turns == 1 and session_info(saver, other).turns == 1  # type: ignore[union-attr]
+
+    # -c continues the most recent (the second), --session a named one.
+    cont = modalgraph(
+        "ask", "and of Italy?", "-c", "--json", env=cli_env(tmp_path, [{"steps": []}, "Rome."], "c")
+    )
+    assert cont.returncode == 0, cont.stderr
+    assert json.loads(cont.stdout)["session"] == other
+    named = modalgraph(
+        "ask",
+        "and Portugal?",
+        "--session",
+        session,
+        "--json",
+        env=cli_env(tmp_path, [{"steps": []}, "Lisbon."], "n"),
+    )
+    assert json.loads(named.stdout)["session"] == session
+    assert session_info(saver, session).turns == 2 and session_info(saver, other).turns == 2  # type: ignore[union-attr]
+
+
+def test_ask_continue_misuse_is_one_line(tmp_path: Path) -> None:
+    env = cli_env(tmp_path, [{"steps": []}, "x"], "m")
+    line = one_clear_line(modalgraph("ask", "hi", "-c", env=env))
+    assert "no earlier conversation to continue" in line
+    both = modalgraph("ask", "hi", "-c", "--session", "k", env=env)
+    assert both.returncode == 2 and "not both" in one_clear_line(both)
 
 
 def test_plan_json_prints_only_the_plan_and_runs_nothing(tmp_path: Path) -> None:

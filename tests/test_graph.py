@@ -47,6 +47,69 @@ def test_plain_chat_is_a_plan_without_steps(app: AppContext) -> None:
     assert "".join(e["text"] for e in events if e["type"] == "token").strip() == "Hello there, friend."
 
 
+def test_a_two_call_backend_plans_then_answers_with_the_no_tool_choice_offered(app: AppContext) -> None:
+    values, _, llm = run_turn(app, [plan(), "Hello there, friend."])
+    assert turn_json(values)["answer"]["text"] == "Hello there, friend."
+    assert len(llm.prompts) == 2  # the plan call, then the responder
+    assert "answer_in_words" in llm.prompts[0][0].content
+    assert llm.call_kwargs[0].get("json_schema") is not None
+
+
+def test_a_one_call_backend_answers_plain_chat_from_the_planning_call(app: AppContext) -> None:
+    llm = ScriptedChatModel(replies=["Paris is the capital of France."], one_call=True)
+    events: list[dict[str, Any]] = []
+    values = TurnRunner(app, llm).run("t", "What is the capital of France?", [], events.append)
+    out = turn_json(values)
+    assert out["plan"] == {"steps": []} and out["answer"]["text"] == "Paris is the capital of France."
+    assert len(llm.prompts) == 1  # no second, responder call
+    system = llm.prompts[0][0].content
+    assert "then your answer to the user" in system  # the one-call instructions
+    kinds = [e["type"] for e in events]
+    assert kinds.index("plan") < kinds.index("token")  # the front ends learn "no tool" first
+    assert "".join(e["text"] for e in events if e["type"] == "token") == "Paris is the capital of France."
+    # The next turn starts clean: the answer is not carried into a tool turn.
+    llm.replies += [plan(step(1, "echo", text="hi")), "Echoed."]
+    values = TurnRunner(app, llm).run("t", "echo hi", [], events.append)
+    assert turn_json(values)["answer"]["text"] == "Echoed." and len(llm.prompts) == 3
+
+
+def test_a_one_call_backend_still_plans_and_responds_for_tools(app: AppContext) -> None:
+    llm = ScriptedChatModel(replies=[plan(step(1, "echo", text="hi")), "Done."], one_call=True)
+    values = TurnRunner(app, llm).run("t", "do it", [], lambda event: None)
+    out = turn_json(values)
+    assert out["steps"][0]["status"] == "done" and out["answer"]["text"] == "Done."
+    assert len(llm.prompts) == 2
+
+
+class _NoTemplateModel(ScriptedChatModel):
+    """Claims one call but cannot format a prompt for it, as a GGUF without a chat template."""
+
+    @property
+    def supports_one_call(self) -> bool:
+        return True
+
+    def plan_or_answer(self, messages: Any, schema: Any, plan_max_tokens: int, fork: Any = None) -> Any:
+        raise NotImplementedError("no chat template")
+        yield  # a generator, like the real one: the error comes on the first read
+
+
+def test_a_backend_that_cannot_branch_falls_back_to_two_calls(app: AppContext) -> None:
+    llm = _NoTemplateModel(replies=[plan(), "Hello."])
+    values = TurnRunner(app, llm).run("t", "hi", [], lambda event: None)
+    assert turn_json(values)["answer"]["text"] == "Hello."
+    assert len(llm.prompts) == 2 and "answer_in_words" in llm.prompts[0][0].content
+
+
+def test_when_every_step_fails_the_answer_says_what_and_how_to_fix_it(app: AppContext) -> None:
+    # One scripted reply only: a responder call would find the script empty and fail the turn.
+    values, _, llm = run_turn(
+        app, [plan(step(1, "boom", kind="missing"), step(2, "echo", [1], text="<step-1>"))]
+    )
+    answer = turn_json(values)["answer"]["text"]
+    assert answer == "I could not look at it: model 'vlm' is not present; run `modalgraph models pull vlm`."
+    assert len(llm.prompts) == 1
+
+
 def test_single_step_result_reaches_the_responder(app: AppContext) -> None:
     values, _, llm = run_turn(app, [plan(step(1, "echo", text="hi")), "Done."])
     out = turn_json(values)

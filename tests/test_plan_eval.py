@@ -14,17 +14,22 @@ from agent.planning.plan import Plan, parse_plan
 from agent.planning.plan_eval import (
     EVAL_TODAY,
     FILTER_FIELDS,
+    HistoryScores,
+    args_contain_wrong,
     filter_items,
     filter_value_right,
+    load_history_rows,
     load_labelled,
+    same_plan,
     score_all,
 )
-from agent.planning.planner import Planner, drop_echoed_queries, request_block
+from agent.planning.planner import Planner, drop_echoed_queries, request_block, system_prompt
 from agent.planning.prompts import load_prompt
 from tools.registry import ToolRegistry
 from tools.search_images import SearchImagesArgs
 
 LABELLED = Path(__file__).parent / "data" / "planner_eval.jsonl"
+HISTORY = Path(__file__).parent / "data" / "planner_history.jsonl"
 TOOLS = ToolRegistry.default().available()
 
 GOLD = [
@@ -199,3 +204,66 @@ def test_a_query_that_only_repeats_a_filter_is_dropped() -> None:
     with_without = drop_echoed_queries(search_plan(query="Lisbon", without=["people"], place="Lisbon"))
     assert with_without.steps[0].args["query"] == "Lisbon"
     SearchImagesArgs.model_validate(echoed.steps[0].args)
+
+
+def test_the_history_set_has_15_follow_ups_and_15_new_topics_of_valid_tools() -> None:
+    rows = load_history_rows(HISTORY)
+    kinds = [r.kind for r in rows]
+    assert (
+        kinds.count("follow-up") >= 15
+        and kinds.count("new-topic") >= 15
+        and set(kinds) == {"follow-up", "new-topic"}
+    )
+    for row in rows:
+        assert row.history and row.history[0]["role"] == "user" and row.history[-1]["role"] == "assistant"
+        for step in row.steps:
+            fields = TOOLS[step["tool"]].args_model.model_fields
+            assert set(step.get("args_contain", {})) <= set(fields), row.request
+        if row.kind == "follow-up":
+            assert all(s.get("args_contain") for s in row.steps), row.request  # each must reach back
+
+
+def test_follow_ups_are_scored_on_the_words_they_carry_over() -> None:
+    gold = [{"tool": "generate_image", "depends_on": [], "args_contain": {"prompt": ["blue", "boat"]}}]
+    right = [{"id": 1, "tool": "generate_image", "args": {"prompt": "a Blue boat"}, "depends_on": []}]
+    forgot = [{"id": 1, "tool": "generate_image", "args": {"prompt": "make it blue"}, "depends_on": []}]
+    assert args_contain_wrong(right, gold) == []
+    assert args_contain_wrong(forgot, gold) == ["generate_image.prompt 'make it blue' lacks ['blue', 'boat']"]
+    scores = HistoryScores()
+    scores.add_follow_up("now make it blue", right, gold)
+    scores.add_follow_up("now make it blue", forgot, gold)
+    scores.add_follow_up("now make it blue", [], gold)  # no step at all
+    assert (scores.follow_up.right, scores.follow_up.total) == (1, 3)
+
+
+def test_a_new_topic_must_plan_exactly_as_without_history() -> None:
+    search = {"id": 1, "tool": "search_images", "args": {"place": "Tokyo"}, "depends_on": []}
+    narrowed = {
+        "id": 1,
+        "tool": "search_images",
+        "args": {"place": "Tokyo", "query": "castle"},
+        "depends_on": [],
+    }
+    gold = [{"tool": "search_images", "depends_on": []}]
+    assert same_plan([search], [dict(search, id=3)]) and not same_plan([narrowed], [search])
+    scores = HistoryScores()
+    scores.add_new_topic("find my photos from Tokyo", [search], [search], gold)
+    scores.add_new_topic("find my photos from Tokyo", [narrowed], [search], gold)  # history leaked in
+    scores.add_new_topic("what is 2+2?", [], [], [])
+    assert (scores.new_topic.right, scores.new_topic.total) == (2, 3)
+    assert "history" in scores.misses[0]
+
+
+def test_one_call_and_two_call_prompts_differ_only_in_how_plain_chat_is_answered() -> None:
+    one, two = system_prompt(TOOLS, one_call=True), system_prompt(TOOLS, one_call=False)
+    no_tool = '{"steps": [{"id": 1, "tool": "answer_in_words", "args": {}, "depends_on": []}]}'
+    # The same no-tool plan in both; in one call the example answer follows it on the next line.
+    assert f"{no_tool}\nLeonardo da Vinci painted the Mona Lisa" in one
+    assert f"{no_tool}\nToday is" in two and "Leonardo" not in two
+    assert "{" + "no_tool" not in one + two and "ANSWER:" not in one + two
+    # Everything about the tools is shared.
+    for line in two.splitlines():
+        if line.startswith(("1.", "2.", "3.", "4.", "6.", "7.", "8.", "9.")) or line.startswith(
+            '{"steps": [{"id": 1, "tool": "search'
+        ):
+            assert line in one

@@ -2,10 +2,10 @@
 
 `modalgraph serve` runs in a subprocess with the scripted LLM, the shapes-world CLIP (for the
 library and describe_image's label guess), the tiny image pipeline and a real speech engine. The
-browser uploads an image and asks about it, watches the plan's steps appear, finds an image and
-an audio player in the answer, switches sessions and back, indexes and searches the library,
-asks about a search result, and takes screenshots (also into $MODALGRAPH_TEST_SCREENSHOTS when set,
-for people to look at).
+browser says hello and watches the planning entry count its seconds until the answer, uploads an
+image and asks about it, watches the plan's steps appear, finds an image and an audio player in the
+answer, switches sessions and back, indexes and searches the library, asks about a search result,
+and takes screenshots (also into $MODALGRAPH_TEST_SCREENSHOTS when set, for people to look at).
 
 The tests run in order on one page, as one user's visit.
 """
@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -48,7 +49,10 @@ STARTUP_S = 180
 TURN_MS = 120_000
 ANSWER_A = "I looked at your picture, drew a new one, made a clip and read the description aloud."
 ANSWER_B = "Hello from the second session."
-ANSWER_C = "I could not look at that file."
+# No responder reply for the refused step: with nothing done, the code writes the answer.
+ANSWER_C = "I could not look at the image:"
+ANSWER_CHAT = "Hi! Ask me about your photos, or for a picture or a sound."
+PLANNING_DELAY_S = 2.5
 
 
 def _free_port() -> int:
@@ -83,7 +87,17 @@ def _script(uploaded_artifact: Path) -> list[Any]:
     # The library result is copied in under a name the script cannot know: this plan names a file
     # the path guard refuses instead, so the visit also sees a failed step and its message.
     refused = {"steps": [step(1, "describe_image", [], image="/etc/passwd")]}
-    return [look_draw_speak, ANSWER_A, {"steps": []}, ANSWER_B, refused, ANSWER_C]
+    # The first turn's planner takes its time, so the page's planning entry can be watched.
+    slow_chat_plan = {"delay_s": PLANNING_DELAY_S, "content": {"steps": []}}
+    return [
+        slow_chat_plan,
+        ANSWER_CHAT,
+        look_draw_speak,
+        ANSWER_A,
+        {"steps": []},
+        ANSWER_B,
+        refused,
+    ]
 
 
 class Visit:
@@ -213,6 +227,21 @@ def test_a_file_that_only_claims_to_be_an_image_is_refused(visit: Visit, tmp_pat
     assert "what is this?" not in visit.chat_text()  # nothing reached the assistant
     page.reload(wait_until="load")
     page.locator("#session-info").get_by_text("default").wait_for()
+
+
+def test_planning_shows_at_once_and_counts_until_a_plain_answer_streams(visit: Visit) -> None:
+    page = visit.page
+    box = page.locator("#chat-input textarea")
+    box.fill("hi there")
+    box.press("Enter")
+    _wait_text(visit, "planning…", timeout=1_000)  # life on the page within a second of sending
+    visit.screenshot("01c-planning")
+    # The seconds count while the (scripted, slow) planner works: updates come with no event.
+    page.locator("#chat").get_by_text(re.compile(r"planning… [12]\.\d s")).first.wait_for(timeout=5_000)
+    _wait_text(visit, ANSWER_CHAT)
+    text = visit.chat_text()
+    assert "planning…" not in text, text  # a plan without steps: the entry is gone, the answer shows
+    assert "Plan:" not in text, text
 
 
 def test_upload_an_image_ask_and_see_steps_an_image_an_audio_and_a_video_player(visit: Visit) -> None:

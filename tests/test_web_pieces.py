@@ -7,6 +7,7 @@ import io
 import json
 import os
 import threading
+import time
 import wave
 from datetime import date
 from pathlib import Path
@@ -283,6 +284,112 @@ def test_no_valid_plan_and_a_resumed_turn_without_a_plan_event() -> None:
     assert view.messages[1]["metadata"]["title"] == "⤼ step 3 · echo: skipped"
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _planning_titles(view: TurnMessages) -> list[str]:
+    return [title for title in _titles(view) if "planning…" in title]
+
+
+def test_planning_counts_seconds_until_the_plan_which_keeps_how_long_it_took() -> None:
+    clock = FakeClock()
+    view = TurnMessages(shows=lambda path: False, clock=clock)
+    view.start_planning()
+    assert view.planning and _planning_titles(view) == ["⏳ planning… 0.0 s"]
+    assert view.messages[0]["metadata"]["status"] == "pending"  # Gradio's spinner
+    clock.now += 2.44
+    view.tick()
+    assert _planning_titles(view) == ["⏳ planning… 2.4 s"]
+    # Busy elsewhere: the note comes, planning still counts.
+    view({"type": "waiting", "message": "session web is busy in another window, waiting…"})
+    assert view.planning and len(view.messages) == 2
+    clock.now += 0.66
+    steps = [{"id": 1, "tool": "echo", "args": {"text": "a"}, "depends_on": []}]
+    view({"type": "plan", "plan": {"steps": steps}, "error": None, "attempts": 1})
+    assert not view.planning and _planning_titles(view) == []
+    assert _titles(view) == [
+        "session web is busy in another window, waiting…",
+        "Plan: 1 step",
+        "○ step 1 · echo: waiting",
+    ]
+    assert view.messages[1]["metadata"]["duration"] == 3.1
+    clock.now += 5
+    view.tick()  # planning is over: nothing changes
+    assert _planning_titles(view) == [] and len(view.messages) == 3
+
+
+def test_a_plan_without_steps_takes_the_planning_entry_away_and_the_answer_streams() -> None:
+    view = TurnMessages(shows=lambda path: False, clock=FakeClock())
+    view.start_planning()
+    view({"type": "plan", "plan": {"steps": []}, "error": None, "attempts": 1})
+    assert view.messages == [] and not view.planning
+    view({"type": "token", "text": "Hello "})
+    assert view.messages == [{"role": "assistant", "content": "Hello "}]
+    view({"type": "token", "text": "there."})
+    view({"type": "answer", "text": "Hello there.", "artifacts": []})
+    assert view.messages == [{"role": "assistant", "content": "Hello there."}]
+
+
+def test_a_failed_plan_or_a_turn_without_one_leaves_no_planning_entry_behind() -> None:
+    clock = FakeClock()
+    failed = TurnMessages(shows=lambda path: False, clock=clock)
+    failed.start_planning()
+    clock.now += 1.25
+    failed({"type": "plan", "plan": None, "error": "unknown tool 'fly'", "attempts": 2})
+    assert _titles(failed) == ["✗ no valid plan"] and failed.messages[0]["metadata"]["duration"] == 1.2
+    tokens_first = TurnMessages(shows=lambda path: False, clock=clock)
+    tokens_first.start_planning()
+    tokens_first({"type": "token", "text": "hi"})  # no plan event at all: the answer still ends it
+    assert tokens_first.messages == [{"role": "assistant", "content": "hi"}]
+    broken = TurnMessages(shows=lambda path: False, clock=clock)
+    broken.start_planning()
+    broken.finish()  # the turn raised before planning was done
+    assert broken.messages == [] and not broken.planning
+
+
+def test_run_streamed_updates_the_planning_seconds_while_no_event_comes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from agent.web import chat_stream
+
+    monkeypatch.setattr(chat_stream, "TICK_SECONDS", 0.02)
+    clock = FakeClock()
+    view = TurnMessages(shows=lambda path: False, clock=clock)
+    view.start_planning()
+    go = threading.Event()
+
+    def call(on_event: Any) -> dict[str, Any]:
+        go.wait(10)  # the planner "thinks" until the test has seen the seconds count
+        on_event({"type": "plan", "plan": {"steps": []}, "error": None, "attempts": 1})
+        on_event({"type": "token", "text": "ok"})
+        return {"answer": "ok"}
+
+    stream = run_streamed(call, view, threading.Event())
+    seen = []
+    for _ in range(3):
+        clock.now += 0.5
+        next(stream)  # comes back with no event: a tick
+        seen.extend(_planning_titles(view))
+    assert seen == ["⏳ planning… 0.5 s", "⏳ planning… 1.0 s", "⏳ planning… 1.5 s"]
+    go.set()
+    for _ in stream:
+        pass
+    assert view.messages == [{"role": "assistant", "content": "ok"}]
+
+
+def test_the_scripted_llm_can_take_its_time_over_a_reply() -> None:
+    llm = ScriptedChatModel(replies=[{"delay_s": 0.3, "content": {"steps": []}}, "hi"])
+    started = time.monotonic()
+    assert llm.invoke("plan").content == '{"steps": []}'
+    assert time.monotonic() - started >= 0.3
+    assert llm.invoke("answer").content == "hi"
+
+
 def test_history_shows_text_and_the_files_it_may(tmp_path: Path) -> None:
     picture = tmp_path / "p.png"
     picture.write_bytes(png_bytes())
@@ -353,7 +460,9 @@ def test_a_real_turn_streams_the_users_message_first_then_steps_then_the_answer(
     runner = TurnRunner(fake_app, ScriptedChatModel(replies=[json.dumps(plan), "Wrote it for you."]))
     files = ServedFiles(fake_app.settings)
     updates = list(chat_turn(fake_app, runner, "web", "write hi", [], files.shows))
-    assert updates[0] == [{"role": "user", "content": "write hi"}]
+    user, planning = updates[0]  # the planning entry shows at once, before the planner answers
+    assert user == {"role": "user", "content": "write hi"}
+    assert planning["metadata"]["title"].startswith("⏳ planning… ")
     assert len(updates) >= 3
     final = updates[-1]
     assert final[0]["content"] == "write hi"

@@ -49,6 +49,8 @@ class Tool(ABC):
     models: ClassVar[tuple[str, ...]] = ()
     # Which argument receives an earlier step's artifact when a plan says "<step-N>".
     artifact_inputs: ClassVar[tuple[str, ...]] = ()
+    # What the step does, to finish "I could not ..." when a turn's steps all failed.
+    action: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -57,6 +57,7 @@ def open_image(path: Path) -> Image.Image:
 
 class DescribeImageTool(Tool):
     name = "describe_image"
+    action = "look at the image"
     description = (
         "Look at ONE image and describe it or answer a question about it. Use for an attached image, or "
         'after search_images/generate_image with image="<step-N>".'

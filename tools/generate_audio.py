@@ -35,6 +35,7 @@ class GenerateAudioArgs(GenerationArgs):
 
 class GenerateAudioTool(Tool):
     name = "generate_audio"
+    action = "make the sound"
     description = "Create a NEW sound effect, ambience or music clip from a text description (not speech)."
     args_model = GenerateAudioArgs
     models = ("audio-gen",)

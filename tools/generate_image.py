@@ -44,6 +44,7 @@ class GenerateImageArgs(SizedGenerationArgs):
 
 class GenerateImageTool(Tool):
     name = "generate_image"
+    action = "make the picture"
     description = "Create a NEW picture from a text description (drawing, photo, painting, logo...)."
     args_model = GenerateImageArgs
     models = ("image-gen",)

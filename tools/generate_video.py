@@ -46,6 +46,7 @@ def upscaled_size(width: int, height: int) -> tuple[int, int]:
 
 class GenerateVideoTool(Tool):
     name = "generate_video"
+    action = "make the video"
     description = "Create a NEW short video clip (animation, moving scene) from a text description."
     args_model = GenerateVideoArgs
     models = ("video-gen",)

@@ -119,6 +119,7 @@ def visual_words(query: str | None, filter_values: list[str | None]) -> str | No
 
 class SearchImagesTool(Tool):
     name = "search_images"
+    action = "search your photos"
     description = (
         "Search the user's OWN photo library (already on disk) by what the photos show and by when, "
         "where and with what camera they were taken. Use only to find existing photos; never for "

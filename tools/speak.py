@@ -23,6 +23,7 @@ class SpeakArgs(ToolArgs):
 
 class SpeakTool(Tool):
     name = "speak"
+    action = "read it aloud"
     description = "Read text ALOUD as speech (text-to-speech). Use when the user wants to hear words spoken."
     args_model = SpeakArgs
     # Not in `models`: edge-tts and espeak-ng need no weights, so a missing Piper voice is not fatal.

@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from agent.cli.audio_player import AudioPlayer
-from agent.core.errors import ModalgraphError, ToolInputError, one_line
-from agent.llm import create_chat_model
-from memory.sessions import check_session_name
+from agent.core.errors import ConfigError, ModalgraphError, ToolInputError, one_line
+from memory.sessions import check_session_name, last_session, new_session_name
 
 if TYPE_CHECKING:
     from agent.cli.audio_player import AudioPlayer
@@ -20,6 +19,8 @@ if TYPE_CHECKING:
     from memory.artifacts import Artifact
 
 SESSION_HELP = "Conversation name; its history is kept on disk and picked up next time."
+ASK_SESSION_HELP = "Continue this named conversation (by default each ask starts a new one)."
+CONTINUE_HELP = "Continue the most recent conversation."
 SPEAK_HELP = "Read every answer aloud: prints the audio file's path, and plays it when a player exists."
 
 
@@ -99,7 +100,8 @@ def chat(
     runner = TurnRunner(app)
     view = TurnView(console)
     console.print(f"[bold]modalgraph[/] session [cyan]{session}[/]  (/help for commands, Ctrl-D to leave)")
-    runner.llm  # load the planner before the first prompt, so its errors surface at once  # noqa: B018
+    runner.llm  # find (or fetch) the planner before the first prompt, so its errors surface at once  # noqa: B018
+    runner.warm_up_in_background()  # while the user types
     history = runner.history(session)
     if history:
         console.print(
@@ -168,29 +170,60 @@ def _chat_command(line: str, attachments: list[Artifact], console: object) -> bo
     return False
 
 
+def _which_session(runner: TurnRunner, session: str | None, resume: bool, fresh: bool) -> str:
+    """The conversation a one-shot command works in: the named one, the latest (`--continue`), or
+    else a new one when `fresh` (`ask`); "" for none (`plan` without history)."""
+    if session is not None and resume:
+        raise ConfigError("give --session NAME or --continue, not both")
+    if session is not None:
+        return check_session_name(session)
+    if resume:
+        latest = last_session(runner.checkpointer)
+        if latest is None:
+            raise ConfigError(
+                "there is no earlier conversation to continue; leave out --continue to start one"
+            )
+        return latest
+    return new_session_name(runner.checkpointer, "ask") if fresh else ""
+
+
 def ask(
     request: str = typer.Argument(..., help="What you want, in plain words."),
     attach: list[str] = typer.Option([], "--attach", "-a", help="A file to attach (repeatable)."),
-    session: str = typer.Option("default", "--session", "-s", help=SESSION_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: plan, steps, answer."),
+    session: str | None = typer.Option(None, "--session", "-s", help=ASK_SESSION_HELP),
+    resume: bool = typer.Option(False, "--continue", "-c", help=CONTINUE_HELP),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print one JSON object: plan, steps, answer, session."
+    ),
     speak: bool = typer.Option(False, "--speak", help=SPEAK_HELP),
 ) -> None:
-    """Run one turn without the chat loop."""
+    """Run one turn without the chat loop, in a new conversation unless told to continue one.
+
+    The conversation is kept: its name is printed (on stderr) so that `-c` or `--session NAME`
+    can carry on from it."""
     from agent.cli.chat_view import TurnView  # deferred: imports rich
     from agent.turns import TurnRunner, speak_answer, turn_json  # deferred: imports pydantic-settings
 
-    check_session_name(session)
+    if session is not None:
+        check_session_name(session)
     attachments = [user_attachment(a) for a in attach]
     app = _app()
     runner = TurnRunner(app)
+    runner.llm  # noqa: B018  (a missing or broken planner is reported before anything else)
+    runner.warm_up_in_background()  # the weights load while the graph and the session are opened
+    session = _which_session(runner, session, resume, fresh=True)
     on_event = (lambda event: None) if as_json else TurnView()
     _finish_interrupted(runner, session, on_event, quiet=as_json)
     values = runner.run(session, request, attachments, on_event)
     if app.cancel.is_set():
         raise typer.Exit(130)
     speech = speak_answer(app, values) if speak else None
+    if not as_json:
+        typer.secho(
+            f"conversation {session} (continue it with -c, or --session {session})", dim=True, err=True
+        )
     if as_json:
-        out = turn_json(values)
+        out = {**turn_json(values), "session": session}
         if speech is not None:
             out["speech"] = speech  # not played: the caller is a program, and gets the path
         typer.echo(json.dumps(out, ensure_ascii=False))
@@ -205,16 +238,29 @@ def ask(
 def plan(
     request: str = typer.Argument(..., help="What you want, in plain words."),
     attach: list[str] = typer.Option([], "--attach", "-a", help="A file to attach (repeatable)."),
+    session: str | None = typer.Option(
+        None, "--session", "-s", help="Plan as a follow-up in this conversation."
+    ),
+    resume: bool = typer.Option(
+        False, "--continue", "-c", help="Plan as a follow-up in the most recent one."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print only the plan as JSON."),
 ) -> None:
-    """Show the plan the planner makes for a request, without running it."""
+    """Show the plan the planner makes for a request, without running it (nor saving anything)."""
     from agent.cli.chat_view import TurnView  # deferred: imports rich
     from agent.planning.planner import Planner  # deferred: imports langchain
+    from agent.turns import TurnRunner  # deferred: imports pydantic-settings
+    from graphs.chat import history_lines  # deferred: imports langgraph
 
+    if session is not None:
+        check_session_name(session)
     attachments = [user_attachment(a).path for a in attach]
     app = _app()
-    planner = Planner(create_chat_model(app), app.registry.available(), app.settings.max_steps)
-    outcome = planner.make_plan(request, attachments)
+    runner = TurnRunner(app)
+    chosen = _which_session(runner, session, resume, fresh=False)
+    history = history_lines(runner.history(chosen), app.settings.history_turns) if chosen else []
+    planner = Planner(runner.llm, app.registry.available(), app.settings.max_steps)
+    outcome = planner.make_plan(request, attachments, history)
     if outcome.plan is None:
         raise ModalgraphError(f"no valid plan after {outcome.attempts} attempts: {outcome.error}")
     if as_json:

@@ -36,7 +36,8 @@ def serve(
     prepare_gradio_env(settings)  # before Gradio is imported
     app = AppContext(settings)
     runner = TurnRunner(app)
-    runner.llm  # load the planner now, so that its errors surface here, not in the page  # noqa: B018
+    runner.llm  # find the planner now, so that its errors surface here, not in the page  # noqa: B018
+    runner.warm_up_in_background()  # while the page opens and the first message is typed
     if warning:
         typer.secho(warning, fg="yellow", err=True)
 

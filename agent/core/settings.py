@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     max_steps: int = Field(8, ge=1, le=32, description="Most steps one plan may have.")
     plan_retries: int = Field(1, ge=0, le=3, description="Retries of an invalid plan, shown the error.")
     history_turns: int = Field(4, ge=0, description="Earlier turns shown to the planner and responder.")
+    one_call: bool = Field(
+        True,
+        description="Let the planning call answer a turn that needs no tool, where the backend can "
+        "(llama.cpp): one generation instead of a plan call and an answer call. Off: always two calls.",
+    )
     # Models: logical name -> local path or hub id, over the catalogue's defaults.
     models: dict[str, str] = Field(default_factory=dict, description="Per-model overrides (path or hub id).")
     hub_timeout_s: float = Field(5.0, gt=0, description="Seconds before an unreachable hub is skipped.")

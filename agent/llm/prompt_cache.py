@@ -3,8 +3,10 @@
 A plan prompt is ~700 tokens of fixed instructions; evaluating them costs seconds on a laptop CPU.
 llama.cpp reuses the KV cache only for the prefix shared with the *previous* call, so alternating
 planner and responder prompts, or a fresh `modalgraph ask` process, would pay the full price every
-time. This cache stores states keyed by their tokens, in RAM and on disk, and hands llama.cpp the
-one sharing the longest prefix with the new prompt.
+time. This cache stores states keyed by their tokens, in RAM and on disk, and the backend restores
+the one sharing the longest prefix with the new prompt. A state is kept only when none kept covers
+most of the prompt already (`covers`): saving one copies the whole context, so it is done once per
+kind of prompt rather than after every call.
 
 States are stored without llama-cpp-python's per-token logits copy (hundreds of MB): one row is
 kept and broadcast on load; llama.cpp re-decodes the last token of a restored state before sampling.
@@ -89,6 +91,14 @@ class PromptStateCache(BaseLlamaCache):
         self._remember(key, state)
         if self.disk_dir is not None and not self._covered_on_disk(key):
             self._write(key, state)
+
+    def covers(self, key: Sequence[int]) -> bool:
+        """Whether a kept state shares most of `key` (the fixed instructions): keeping this one too
+        would only cost a copy of the whole context."""
+        key = tuple(key)
+        return any(
+            Llama.longest_token_prefix(k, key) >= 0.75 * len(key) for k in (*self._ram, *self._disk_keys)
+        )
 
     def _covered_on_disk(self, key: tuple[int, ...]) -> bool:
         # A saved state sharing most of this prompt (the fixed instructions) already gives a new

@@ -221,3 +221,89 @@ def score_all(pairs: Iterable[tuple[str, Sequence[dict], Sequence[dict]]]) -> Pl
     for request, predicted, gold in pairs:
         scores.add(request, predicted, gold)
     return scores
+
+
+# ----------------------------------------------------------------------------- earlier turns
+#
+# A labelled follow-up ("now make it blue" after a drawing) must reach back into the conversation:
+# its steps carry `args_contain`, words that must appear in an argument (the earlier subject, a
+# file path from an earlier answer). A new-topic request after the same history must be planned
+# exactly as it is without any history.
+
+
+@dataclass
+class HistoryRequest:
+    kind: str  # "follow-up" or "new-topic"
+    history: list[dict[str, Any]]  # the session's history entries (role, text, attachments/artifacts)
+    request: str
+    steps: list[dict[str, Any]]
+    today: date = EVAL_TODAY
+
+
+def load_history_rows(path: Path) -> list[HistoryRequest]:
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            data = json.loads(line)
+            rows.append(HistoryRequest(data["kind"], data["history"], data["request"], data["steps"]))
+    return rows
+
+
+def _contains_all(value: Any, words: Sequence[str]) -> bool:
+    text = _words(json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value)
+    return all(_words(word) in text for word in words)
+
+
+def args_contain_wrong(predicted: Sequence[dict[str, Any]], gold: Sequence[dict[str, Any]]) -> list[str]:
+    """What the n-th predicted step of each tool lacks of the words its labelled twin asks for."""
+    wrong = []
+    for tool in {s["tool"] for s in gold}:
+        mine = [s.get("args") or {} for s in predicted if s["tool"] == tool]
+        for n, step in enumerate(s for s in gold if s["tool"] == tool):
+            args = mine[n] if n < len(mine) else {}
+            for name, words in (step.get("args_contain") or {}).items():
+                if not _contains_all(args.get(name, ""), words):
+                    wrong.append(f"{tool}.{name} {args.get(name)!r} lacks {words}")
+    return wrong
+
+
+def same_plan(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> bool:
+    """Whether two plans are the same steps with the same arguments (numbering aside)."""
+
+    def shape(steps: Sequence[dict[str, Any]]) -> list[str]:
+        return sorted(json.dumps([s["tool"], s.get("args") or {}], sort_keys=True) for s in steps)
+
+    return shape(a) == shape(b) and edges(a) == edges(b)
+
+
+@dataclass
+class HistoryScores:
+    follow_up: Fraction = field(default_factory=Fraction)
+    new_topic: Fraction = field(default_factory=Fraction)
+    misses: list[str] = field(default_factory=list)
+
+    def add_follow_up(self, request: str, predicted: Sequence[dict], gold: Sequence[dict]) -> None:
+        wrong = [] if nodes(predicted) == nodes(gold) and edges(predicted) == edges(gold) else ["tools"]
+        wrong += args_contain_wrong(predicted, gold)
+        self.follow_up.total += 1
+        self.follow_up.right += not wrong
+        if wrong:
+            got = [(s["tool"], s.get("args")) for s in predicted]
+            self.misses.append(f"follow-up {request!r}: got {got}; {'; '.join(wrong)}")
+
+    def add_new_topic(
+        self, request: str, predicted: Sequence[dict], without_history: Sequence[dict], gold: Sequence[dict]
+    ) -> None:
+        right = same_plan(predicted, without_history) and nodes(predicted) == nodes(gold)
+        self.new_topic.total += 1
+        self.new_topic.right += right
+        if not right:
+            got = [(s["tool"], s.get("args")) for s in predicted]
+            alone = [(s["tool"], s.get("args")) for s in without_history]
+            self.misses.append(f"new topic {request!r}: got {got}; without history {alone}")
+
+    def summary(self) -> str:
+        return (
+            f"follow-ups right {self.follow_up.right}/{self.follow_up.total}, "
+            f"new topics planned as without history {self.new_topic.right}/{self.new_topic.total}"
+        )

@@ -2,9 +2,11 @@
 
 The page shows what the terminal shows (agent/cli/chat_view.py): the plan, each step with its status
 (waiting, running, done, failed with its message, skipped) and latest progress, the answer as it
-streams, then the answer's files inline. Messages are Gradio "messages" dicts, built here without
-importing Gradio, so the rendering is testable on its own. A step is a "thought" message (it has a
-metadata title): Gradio draws it as a small accordion with a spinner while its status is pending.
+streams, then the answer's files inline. Before the plan comes, a "planning… 2.4 s" entry counts the
+seconds, so a slow planner does not look like a page that did nothing. Messages are Gradio
+"messages" dicts, built here without importing Gradio, so the rendering is testable on its own. A
+step is a "thought" message (it has a metadata title): Gradio draws it as a small accordion with a
+spinner while its status is pending.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import copy
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +36,12 @@ OUTPUT_CHARS = 600
 # Streaming: after the first event of a batch, wait this long for more before the page is updated,
 # so a fast token stream costs a few updates per second rather than one per token.
 BATCH_SECONDS = 0.05
+# While the planner works no event comes: the page is updated this often anyway, so the planning
+# entry's seconds keep counting.
+TICK_SECONDS = 0.5
+# Events that say planning is over. A resumed turn sends no plan event but steps; "waiting" (the
+# session is busy elsewhere) and "cancelling" come while the planning entry still stands.
+PLANNING_ENDS = frozenset({"plan", "step_start", "step_end", "progress", "token", "answer"})
 _DONE = object()
 # One turn at a time in this process: turns share the app's cancel flag, and a turn cancelled
 # because its browser went away must wind down before the next one clears that flag.
@@ -73,16 +82,58 @@ def history_messages(history: list[dict[str, Any]], shows: ShowsFn) -> list[Mess
 class TurnMessages:
     """Feeds on a turn's events (call it with each) and keeps `messages` up to date."""
 
-    def __init__(self, shows: ShowsFn) -> None:
+    def __init__(self, shows: ShowsFn, clock: Callable[[], float] = time.monotonic) -> None:
         self.shows = shows
+        self.clock = clock
         self.messages: list[Message] = []
         self._steps: dict[int, Message] = {}
         self._answer: Message | None = None
+        self._planning: Message | None = None
+        self._planning_since = 0.0
+        self._planned_in: float | None = None
 
     def __call__(self, event: dict[str, Any]) -> None:
+        if event.get("type") in PLANNING_ENDS:
+            self._end_planning()
         handler = getattr(self, f"on_{event.get('type')}", None)
         if handler:
             handler(event)
+
+    # ------------------------------------------------------------------ planning
+
+    @property
+    def planning(self) -> bool:
+        """Whether the planning entry is shown (and so wants `tick` calls to keep counting)."""
+        return self._planning is not None
+
+    def start_planning(self) -> None:
+        """Show the planning entry, counting from now, until the turn's first event past planning."""
+        self._planning_since = self.clock()
+        self._planning = {
+            "role": "assistant",
+            "content": "",
+            "metadata": {"title": "", "status": "pending", "id": "planning"},
+        }
+        self.messages.append(self._planning)
+        self.tick()
+
+    def tick(self) -> None:
+        """Bring the planning entry's elapsed seconds up to date (nothing once planning is over)."""
+        if self._planning is not None:
+            seconds = self.clock() - self._planning_since
+            self._planning["metadata"]["title"] = f"⏳ planning… {seconds:.1f} s"
+
+    def _end_planning(self) -> None:
+        # Removed rather than marked done: the plan (or for a plain chat turn, the answer) that
+        # follows says planning is over, and the plan keeps how long it took as its duration.
+        if self._planning is not None:
+            self._planned_in = self.clock() - self._planning_since
+            self.messages.remove(self._planning)
+            self._planning = None
+
+    def finish(self) -> None:
+        """The turn is over, whatever it sent: no planning entry is left spinning."""
+        self._end_planning()
 
     def snapshot(self) -> list[Message]:
         """A copy to hand to Gradio: these messages keep changing after it is sent."""
@@ -129,7 +180,7 @@ class TurnMessages:
                 {
                     "role": "assistant",
                     "content": str(event.get("error") or "the planner gave no usable plan"),
-                    "metadata": {"title": "✗ no valid plan"},
+                    "metadata": {"title": "✗ no valid plan", **self._planning_duration()},
                 }
             )
             return
@@ -145,11 +196,20 @@ class TurnMessages:
             {
                 "role": "assistant",
                 "content": "\n".join(lines),
-                "metadata": {"title": f"Plan: {count}", "status": "done", "id": "plan"},
+                "metadata": {
+                    "title": f"Plan: {count}",
+                    "status": "done",
+                    "id": "plan",
+                    **self._planning_duration(),
+                },
             }
         )
         for step in steps:
             self._step(step["id"], step["tool"], step["args"])
+
+    def _planning_duration(self) -> dict[str, float]:
+        """Gradio shows a thought's duration beside its title: here, how long planning took."""
+        return {} if self._planned_in is None else {"duration": round(self._planned_in, 1)}
 
     def on_step_start(self, event: dict[str, Any]) -> None:
         message = self._step(event["id"], event["tool"], event.get("args"))
@@ -207,7 +267,8 @@ class TurnMessages:
 def run_streamed(
     call: Callable[[EventFn], dict[str, Any]], view: TurnMessages, cancel: threading.Event
 ) -> Iterator[None]:
-    """Run `call(on_event)` in a thread, render its events into `view`, yield after each batch.
+    """Run `call(on_event)` in a thread, render its events into `view`, yield after each batch,
+    and also every TICK_SECONDS while `view` shows the planning entry (its seconds keep counting).
 
     Returns (through `yield from`) what `call` returned, or raises what it raised. If the consumer
     stops early (the browser went away), the turn is cancelled the way Ctrl-C cancels it in the
@@ -230,7 +291,12 @@ def run_streamed(
     finished = False
     try:
         while not finished:
-            batch = [events.get()]
+            try:
+                batch = [events.get(timeout=TICK_SECONDS if view.planning else None)]
+            except queue.Empty:
+                view.tick()
+                yield
+                continue
             try:
                 batch.append(events.get(timeout=BATCH_SECONDS))
                 while True:
@@ -240,8 +306,10 @@ def run_streamed(
             for event in batch:
                 if event is _DONE:
                     finished = True
+                    view.finish()
                 else:
                     view(event)
+            view.tick()
             yield
     finally:
         if not finished:
@@ -268,6 +336,8 @@ def chat_turn(
 ) -> Iterator[list[Message]]:
     """Yield this turn's messages (the user's first) each time they change, until the answer is in.
 
+    The first update already shows the planning entry, so the page answers the moment it is asked.
+
     A turn left unfinished in this session (a crash, a killed CLI) is finished first, as the CLI does.
     With `speak`, the answer is then read aloud and its audio added, like `chat --speak`.
     """
@@ -280,8 +350,9 @@ def chat_turn(
         yield from _rendered(stream, resumed.snapshot)
         done = resumed.snapshot()
     asked = done + user_messages(request, attachments, shows)
-    yield asked
     turn = TurnMessages(shows)
+    turn.start_planning()
+    yield asked + turn.snapshot()
     stream = run_streamed(
         lambda on_event: runner.run(session, request, attachments, on_event), turn, app.cancel
     )

@@ -1,0 +1,25 @@
+"""The one-call turn's contract between the planner and a backend that can branch mid-generation.
+
+A plan always begins the same way up to the first step's tool name (`prefix`). There the model
+chooses: a tool, and the plan is written under the schema's grammar; or the no-tool choice, and
+the rest of that one-step plan (`answer_suffix`, ending in a line break) is followed by the
+answer itself. Choosing there, rather than on the reply's first token, keeps the decision the
+planner was measured on: "is a tool needed?" is asked in the same words and at the same place as
+in a two-call plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PlanFork:
+    prefix: str  # what every plan starts with, up to the first tool name
+    choices: tuple[str, ...]  # every name the model may write there
+    answer_choice: str  # the name that means "no tool: the answer follows"
+    answer_suffix: str  # what completes that one-step plan before the answer
+
+    def __post_init__(self) -> None:
+        if self.answer_choice not in self.choices:
+            raise ValueError(f"{self.answer_choice!r} is not among the choices")
