@@ -7,8 +7,9 @@ Parts (all by default; --skip takes a comma list):
   first plan of a fresh model with and without the on-disk prompt state;
 - turns: a text-only chat turn through the graph, answered from the planning call (one call) and
   with a plan call then an answer call (two calls), against a bare llama.cpp chat call on the same
-  request made to write an answer of the same length; total time and time to the first answer
-  token, medians of --turns alternating runs per request;
+  request made to write an answer of the same length; each has its own model and context, as a
+  running chat does; total time and time to the first answer token, medians of --turns
+  alternating runs per request;
 - first: the first turn of a fresh `chat` after the user has typed for --typing seconds, with and
   without loading the model in the background while they type;
 - processes: `modalgraph ask "What is the capital of France?"` as a whole process against a bare
@@ -18,6 +19,7 @@ Parts (all by default; --skip takes a comma list):
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import subprocess
@@ -43,7 +45,7 @@ PARTS = ("plans", "turns", "first", "processes")
 BARE_PROCESS = """
 import sys
 from llama_cpp import Llama
-llama = Llama(model_path=sys.argv[1], n_threads=int(sys.argv[3]), n_ctx=4096, verbose=False)
+llama = Llama(model_path=sys.argv[1], n_threads=int(sys.argv[3]), n_ctx=4096, flash_attn=sys.argv[4] == "1", verbose=False)
 out = llama.create_chat_completion(messages=[{"role": "user", "content": sys.argv[2]}], max_tokens=96, temperature=0.2)
 print(out["choices"][0]["message"]["content"])
 """
@@ -121,6 +123,20 @@ def main() -> None:
             processes_part(model_path, scratch, threads, opts)
 
 
+def _bare_model(model_path: str, like: Any) -> Any:
+    """A plain llama.cpp model with the engine options of `like` (a LlamaCppChatModel)."""
+    from llama_cpp import Llama
+
+    return Llama(
+        model_path=model_path,
+        n_ctx=like.n_ctx,
+        n_threads=like.n_threads or os.cpu_count() or 1,
+        flash_attn=like.flash_attn,
+        seed=like.seed,
+        verbose=False,
+    )
+
+
 def _model(model_path: str, state_dir: str | None, max_tokens: int) -> Any:
     from agent.llm.llamacpp import LlamaCppChatModel
 
@@ -163,38 +179,41 @@ def plans_part(model_path: str, scratch: str, opts: argparse.Namespace) -> None:
 
 
 def turns_part(model_path: str, scratch: str, opts: argparse.Namespace) -> None:
+    """Text-only turns as a running chat has them: each way of answering has its own model, so its
+    context keeps its own instructions between turns (as one process's chat does), and the bare
+    call has its own llama.cpp context with the same engine options."""
     from agent.context import AppContext
     from agent.core.settings import load_settings
     from agent.turns import TurnRunner
 
-    llm = _model(model_path, str(Path(scratch) / "turns-state"), opts.max_tokens)
-    llama = llm.llama()
-    runners = {
-        "one call": TurnRunner(AppContext(load_settings(data_dir=Path(scratch) / "one")), llm),
-        "two calls": TurnRunner(
-            AppContext(load_settings(data_dir=Path(scratch) / "two", one_call=False)), llm
-        ),
-    }
-    for runner in runners.values():  # each prompt's state once into the cache, as in a running chat
+    runners = {}
+    for name, one_call in (("one call", True), ("two calls", False)):
+        settings = load_settings(data_dir=Path(scratch) / name.replace(" ", "-"), one_call=one_call)
+        llm = _model(model_path, str(Path(scratch) / f"turns-state-{one_call}"), opts.max_tokens)
+        runners[name] = TurnRunner(AppContext(settings), llm)
+    for runner in runners.values():  # each prompt's state evaluated once, as in a running chat
         runner.run("warm", "hello", [], lambda event: None)
+    bare = _bare_model(model_path, runners["one call"].llm)
+    bare_call(bare, "hello", 8)
     rows: dict[str, dict[str, list[float]]] = {
         name: {"total": [], "first": []} for name in (*runners, "bare")
     }
     lengths = []
-    for i in range(opts.turns):
+    sessions = itertools.count()
+    for _ in range(opts.turns):
         for request in CHAT_REQUESTS:
             clocks = {}
             for name, runner in runners.items():
                 clock = TurnClock()
-                runner.run(f"bench-{name.replace(' ', '-')}-{i}", request, [], clock.on_event)
+                runner.run(f"bench-{next(sessions)}", request, [], clock.on_event)
                 total = time.perf_counter() - clock.started
                 rows[name]["total"].append(total)
                 rows[name]["first"].append(clock.first_token if clock.first_token is not None else total)
                 clocks[name] = clock
             answer = "".join(clocks["one call"].text)
-            tokens = max(1, len(llama.tokenize(answer.encode("utf-8"), add_bos=False)))
+            tokens = max(1, len(bare.tokenize(answer.encode("utf-8"), add_bos=False)))
             lengths.append(tokens)
-            total, first = bare_call(llama, request, tokens)
+            total, first = bare_call(bare, request, tokens)
             rows["bare"]["total"].append(total)
             rows["bare"]["first"].append(first)
     bare_total, bare_first = _median(rows["bare"]["total"]), _median(rows["bare"]["first"])
@@ -218,6 +237,7 @@ def first_turn_part(model_path: str, scratch: str, opts: argparse.Namespace) -> 
 
     state_dir = str(Path(scratch) / "first-state")
     results: list[tuple[str, float]] = []
+    sessions = itertools.count()  # a new conversation each time: no turn sees another's history
 
     def first_turn(background: bool, label: str) -> None:
         app = AppContext(load_settings(data_dir=Path(scratch) / "first"))
@@ -226,7 +246,7 @@ def first_turn_part(model_path: str, scratch: str, opts: argparse.Namespace) -> 
             runner.warm_up_in_background()
         time.sleep(opts.typing)  # the prompt is shown; the user types
         started = time.perf_counter()
-        runner.run(f"first-{len(results)}-{int(background)}", CHAT_REQUESTS[0], [], lambda event: None)
+        runner.run(f"first-{next(sessions)}", CHAT_REQUESTS[0], [], lambda event: None)
         results.append((label, time.perf_counter() - started))
 
     first_turn(False, "seed")  # writes the saved prompt state a returning user has
@@ -253,10 +273,13 @@ def _timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 
 def processes_part(model_path: str, scratch: str, threads: int, opts: argparse.Namespace) -> None:
+    from agent.core.settings import load_settings
+
     env = dict(os.environ)
     env.update(MODALGRAPH_DATA_DIR=str(Path(scratch) / "processes"), MODALGRAPH_MODEL_PLANNER=model_path)
     ask = [sys.executable, "-m", "agent", "ask", PROCESS_REQUEST]
-    bare = [sys.executable, "-c", BARE_PROCESS, model_path, PROCESS_REQUEST, str(threads)]
+    flash = "1" if load_settings().flash_attn else "0"  # the engine options `ask` runs with
+    bare = [sys.executable, "-c", BARE_PROCESS, model_path, PROCESS_REQUEST, str(threads), flash]
     runs: dict[str, list[float]] = {"modalgraph ask": [], "bare process": []}
     answers: dict[str, str] = {}
     commands: dict[str, list[str]] = {"modalgraph ask": ask, "bare process": bare}

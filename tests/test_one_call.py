@@ -42,6 +42,12 @@ def test_the_fork_is_the_first_token_of_each_choice_after_the_plans_opening() ->
     assert "".join(map(chr, cut.answer)) == NO_TOOL + '", "args": {}, "depends_on": []}]}\n'
 
 
+def test_a_no_tool_choice_that_begins_like_a_tool_cannot_branch() -> None:
+    fork = PlanFork(_FORK_PREFIX, (NO_TOOL, "annotate_image"), NO_TOOL, _FORK_SUFFIX)
+    with pytest.raises(NotImplementedError, match="one token cannot tell"):
+        _fork_tokens(CharTokenizer(), fork)
+
+
 def test_a_tokenizer_that_merges_across_the_fork_cannot_branch() -> None:
     with pytest.raises(NotImplementedError, match="merges"):
         _fork_tokens(MergingTokenizer(), FORK)

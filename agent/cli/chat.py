@@ -127,7 +127,11 @@ def chat(
                 player.stop()
                 return
             continue
-        values = runner.run(session, line, attachments, view)
+        view.planning()
+        try:
+            values = runner.run(session, line, attachments, view)
+        finally:
+            view.done_planning()
         attachments = []
         if speak and not app.cancel.is_set():
             try:

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
+from rich.text import Text
 
 from agent.core.text import shorten
 
 STATUS_STYLE = {"done": "green", "failed": "red", "skipped": "yellow"}
+
+
+class Planning:
+    """A "planning… 2.5 s" line, redrawn by a rich Live from when a message is sent until the turn's
+    first event (the plan, or the first token of an answer): the wait shows that work goes on."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def __rich__(self) -> Text:
+        return Text(f"planning… {time.monotonic() - self.started:.1f} s", style="dim")
 
 
 class TurnView:
@@ -18,8 +32,22 @@ class TurnView:
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(highlight=False)
         self.streaming = False
+        self._waiting: Live | None = None
+
+    def planning(self) -> None:
+        """Show the planning line until the next event: call it as the message is sent. Transient,
+        and drawn only on a terminal (piped output gets no redraws)."""
+        self.done_planning()
+        self._waiting = Live(Planning(), console=self.console, transient=True, refresh_per_second=8)
+        self._waiting.start()
+
+    def done_planning(self) -> None:
+        if self._waiting is not None:
+            self._waiting.stop()
+            self._waiting = None
 
     def __call__(self, event: dict[str, Any]) -> None:
+        self.done_planning()
         kind = event.get("type")
         handler = getattr(self, f"on_{kind}", None)
         if handler:

@@ -34,6 +34,7 @@ def create_chat_model(app: ModelHost) -> BaseChatModel:
             n_ctx=s.n_ctx,
             n_threads=s.n_threads,
             n_gpu_layers=s.n_gpu_layers,
+            flash_attn=s.flash_attn,
             temperature=s.temperature,
             max_tokens=s.max_answer_tokens,
             state_cache_dir=str(s.data_dir / "cache" / "llama-state"),

@@ -48,6 +48,7 @@ class LlamaCppChatModel(BaseChatModel):
     n_ctx: int = 4096
     n_threads: int | None = None
     n_gpu_layers: int = -1
+    flash_attn: bool = False
     temperature: float = 0.2
     max_tokens: int = 512
     seed: int = 0
@@ -58,6 +59,7 @@ class LlamaCppChatModel(BaseChatModel):
     _formatter: Any = PrivateAttr(None)
     _states: Any = PrivateAttr(None)
     _grammars: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _forks: dict[PlanFork, _ForkTokens] = PrivateAttr(default_factory=dict)
 
     @property
     def _llm_type(self) -> str:
@@ -84,11 +86,10 @@ class LlamaCppChatModel(BaseChatModel):
                 n_ctx=self.n_ctx,
                 n_threads=self.n_threads or os.cpu_count() or 1,
                 n_gpu_layers=self.n_gpu_layers,
+                flash_attn=self.flash_attn,
                 seed=self.seed,
             )
-            cache_dir = (
-                Path(self.state_cache_dir) / Path(self.model_path).stem if self.state_cache_dir else None
-            )
+            cache_dir = Path(self.state_cache_dir) / _state_key(self) if self.state_cache_dir else None
             # Not llama.set_cache: llama-cpp-python would then save the whole state after every call
             # (0.8 s here for a planner prompt, most of it a copy of a 300 MB logits buffer). States
             # are kept by `_keep` instead, only when no kept state already covers the prompt.
@@ -117,14 +118,17 @@ class LlamaCppChatModel(BaseChatModel):
         where this model cannot branch (no chat template; a tokenizer that merges across the fork)
         and the caller makes two calls instead.
 
-        The prompt and `fork.prefix` are evaluated as one batch (cheap next to generating them one
-        by one); the logits there pick between the first tokens of the choices. An answer then has
-        the no-tool suffix appended (one more batch) and is sampled on from there."""
+        The part of the prompt the context does not hold yet (the request, once the instructions'
+        state is restored) and `fork.prefix` are evaluated as one batch; the logits there pick
+        between the first tokens of the choices. An answer then has the no-tool suffix appended
+        (one more batch) and is sampled on from there."""
         llama = self.llama()
         prompt = self._prompt_tokens(llama, messages)
         if prompt is None:
             raise NotImplementedError("this GGUF has no chat template to format a one-call prompt")
-        cut = _fork_tokens(llama, fork)
+        cut = self._forks.get(fork)
+        if cut is None:
+            cut = self._forks[fork] = _fork_tokens(llama, fork)
         with self._lock:
             self._restore(llama, prompt)
             logits = _next_logits(llama, [*prompt, *cut.prefix])
@@ -157,7 +161,14 @@ class LlamaCppChatModel(BaseChatModel):
                 yield "plan", '{"steps": []}'
 
     def _prompt_tokens(self, llama: Any, messages: list[BaseMessage]) -> list[int] | None:
-        """`messages` formatted with the GGUF's own chat template, as create_chat_completion does."""
+        """`messages` formatted with the GGUF's own chat template and tokenized, as
+        create_chat_completion does; None without a template."""
+        formatted = self._format(llama, messages)
+        return None if formatted is None else _tokens(llama, formatted)
+
+    def _format(self, llama: Any, messages: list[BaseMessage]) -> Any:
+        """`messages` through the GGUF's own chat template (a ChatFormatterResponse: the prompt
+        text, its stop strings and tokens); None when the GGUF has no template."""
         if self._formatter is None:
             template = llama.metadata.get("tokenizer.chat_template")
             if not template:
@@ -171,10 +182,7 @@ class LlamaCppChatModel(BaseChatModel):
                 bos_token=llama._model.token_get_text(bos) if bos != -1 else "",
                 stop_token_ids=[eos],
             )
-        result = self._formatter(messages=to_role_dicts(messages))
-        return list(
-            llama.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
-        )
+        return self._formatter(messages=to_role_dicts(messages))
 
     def _grammar(self, schema: dict[str, Any]) -> Any:
         # Not sort_keys: the grammar writes properties in the schema's order, which is the order the
@@ -209,18 +217,42 @@ class LlamaCppChatModel(BaseChatModel):
         if held and not self._states.covers(held):
             self._states[held] = llama.save_state()
 
-    def _request(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> dict:
-        request: dict[str, Any] = {
-            "messages": to_role_dicts(messages),
+    def _complete(
+        self,
+        llama: Any,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        stream: bool,
+    ) -> Any:
+        """A completion of `messages`: from the prompt's tokens, so they are formatted and tokenized
+        once and the plan grammar is built once per schema (create_chat_completion would redo both
+        on every call); through create_chat_completion's own format guess for a GGUF without a
+        chat template."""
+        options: dict[str, Any] = {
             "temperature": kwargs.get("temperature", self.temperature),
             "max_tokens": kwargs.get("max_tokens", self.max_tokens),
-            "stop": stop or [],
             "seed": self.seed,
+            "stream": stream,
         }
         schema = kwargs.get("json_schema")
-        if schema is not None:
-            request["response_format"] = {"type": "json_object", "schema": schema}
-        return request
+        formatted = self._format(llama, messages)
+        if formatted is None:
+            if schema is not None:
+                options["response_format"] = {"type": "json_object", "schema": schema}
+            return llama.create_chat_completion(messages=to_role_dicts(messages), stop=stop or [], **options)
+        prompt = _tokens(llama, formatted)
+        self._restore(llama, prompt)
+        ends = (
+            formatted.stop if isinstance(formatted.stop, list) else [formatted.stop] if formatted.stop else []
+        )
+        return llama.create_completion(
+            prompt=prompt,
+            stop=[*(stop or []), *ends],
+            stopping_criteria=formatted.stopping_criteria,
+            grammar=self._grammar(schema) if schema is not None else None,
+            **options,
+        )
 
     def _generate(
         self,
@@ -231,14 +263,13 @@ class LlamaCppChatModel(BaseChatModel):
     ) -> ChatResult:
         llama = self.llama()
         with self._lock:
-            self._restore(llama, self._prompt_tokens(llama, messages))
-            out = llama.create_chat_completion(**self._request(messages, stop, kwargs))
+            out = self._complete(llama, messages, stop, kwargs, stream=False)
             self._keep(llama)
         choice = out["choices"][0]
-        usage = out.get("usage", {})
+        text = choice["message"].get("content") if "message" in choice else choice["text"]
         message = AIMessage(
-            content=choice["message"].get("content") or "",
-            response_metadata={"finish_reason": choice.get("finish_reason"), "usage": usage},
+            content=text or "",
+            response_metadata={"finish_reason": choice.get("finish_reason"), "usage": out.get("usage", {})},
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
@@ -251,9 +282,9 @@ class LlamaCppChatModel(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         llama = self.llama()
         with self._lock:
-            self._restore(llama, self._prompt_tokens(llama, messages))
-            for part in llama.create_chat_completion(stream=True, **self._request(messages, stop, kwargs)):
-                text = part["choices"][0]["delta"].get("content")
+            for part in self._complete(llama, messages, stop, kwargs, stream=True):
+                choice = part["choices"][0]
+                text = choice["delta"].get("content") if "delta" in choice else choice["text"]
                 if not text:
                     continue
                 chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
@@ -261,6 +292,19 @@ class LlamaCppChatModel(BaseChatModel):
                     run_manager.on_llm_new_token(text, chunk=chunk)
                 yield chunk
             self._keep(llama)
+
+
+def _state_key(model: LlamaCppChatModel) -> str:
+    """The folder of a model's saved prompt states: fused attention lays the context's values out
+    differently (not transposed), so a state saved with it on cannot be restored with it off."""
+    return Path(model.model_path).stem + ("-fa" if model.flash_attn else "")
+
+
+def _tokens(llama: Any, formatted: Any) -> list[int]:
+    """A formatted chat prompt's tokens (its special tokens parsed, BOS added unless the template did)."""
+    return list(
+        llama.tokenize(formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True)
+    )
 
 
 def _held_prefix(llama: Any, prompt: list[int]) -> int:
@@ -272,13 +316,14 @@ def _held_prefix(llama: Any, prompt: list[int]) -> int:
 class _ForkTokens:
     prefix: list[int]  # fork.prefix
     answer_first: int  # the first token of the no-tool choice
-    tool_firsts: list[int]  # the first tokens of the other choices, where they differ from it
+    tool_firsts: list[int]  # the first tokens of the other choices (never the no-tool one's)
     answer: list[int]  # the rest of the no-tool choice and its suffix
 
 
 def _fork_tokens(llama: Any, fork: PlanFork) -> _ForkTokens:
     """`fork` in this model's tokens; NotImplementedError where a choice's tokens would not start
-    exactly where the prefix's end (a merge across the boundary makes the fork unreadable)."""
+    exactly where the prefix's end (a merge across the boundary makes the fork unreadable), or where
+    the no-tool choice shares its first token with another (one token's logit cannot tell them)."""
 
     def tokens(text: str) -> list[int]:
         return list(llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
@@ -292,7 +337,11 @@ def _fork_tokens(llama: Any, fork: PlanFork) -> _ForkTokens:
         rests[choice] = whole[len(prefix) :]
     answer = rests[fork.answer_choice]
     firsts = {rest[0] for choice, rest in rests.items() if choice != fork.answer_choice}
-    return _ForkTokens(prefix, answer[0], sorted(firsts - {answer[0]}), answer)
+    if answer[0] in firsts:
+        raise NotImplementedError(
+            "this tokenizer starts the no-tool choice and another alike: one token cannot tell them"
+        )
+    return _ForkTokens(prefix, answer[0], sorted(firsts), answer)
 
 
 def _next_logits(llama: Any, tokens: list[int]) -> Any:

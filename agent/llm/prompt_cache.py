@@ -18,7 +18,7 @@ import hashlib
 import os
 import tempfile
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -96,14 +96,12 @@ class PromptStateCache(BaseLlamaCache):
         """Whether a kept state shares most of `key` (the fixed instructions): keeping this one too
         would only cost a copy of the whole context."""
         key = tuple(key)
-        return any(
-            Llama.longest_token_prefix(k, key) >= 0.75 * len(key) for k in (*self._ram, *self._disk_keys)
-        )
+        return _shares_most(key, self._ram) or _shares_most(key, self._disk_keys)
 
     def _covered_on_disk(self, key: tuple[int, ...]) -> bool:
         # A saved state sharing most of this prompt (the fixed instructions) already gives a new
         # process its warm start; writing tens of MB per call would only churn the disk.
-        return any(Llama.longest_token_prefix(k, key) >= 0.75 * len(key) for k in self._disk_keys)
+        return _shares_most(key, self._disk_keys)
 
     def _remember(self, key: tuple[int, ...], state: LlamaState) -> None:
         self._ram[key] = state
@@ -153,3 +151,8 @@ class PromptStateCache(BaseLlamaCache):
         while len(self._disk_keys) > self.max_disk:
             oldest = next(iter(self._disk_keys))
             self._disk_keys.pop(oldest).unlink(missing_ok=True)
+
+
+def _shares_most(key: tuple[int, ...], kept: Iterable[tuple[int, ...]]) -> bool:
+    """Whether one of `kept` shares at least three quarters of `key` as its prefix."""
+    return any(Llama.longest_token_prefix(k, key) >= 0.75 * len(key) for k in kept)

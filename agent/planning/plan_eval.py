@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -45,14 +45,22 @@ class LabelledRequest:
     today: date = EVAL_TODAY
 
 
-def load_labelled(path: Path) -> list[LabelledRequest]:
-    rows = []
+def _jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """The objects of a JSON Lines file, blank lines skipped."""
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
-            data = json.loads(line)
-            today = date.fromisoformat(data["today"]) if "today" in data else EVAL_TODAY
-            rows.append(LabelledRequest(data["request"], data.get("attachments", []), data["steps"], today))
-    return rows
+            yield json.loads(line)
+
+
+def _today(data: dict[str, Any]) -> date:
+    return date.fromisoformat(data["today"]) if "today" in data else EVAL_TODAY
+
+
+def load_labelled(path: Path) -> list[LabelledRequest]:
+    return [
+        LabelledRequest(data["request"], data.get("attachments", []), data["steps"], _today(data))
+        for data in _jsonl_rows(path)
+    ]
 
 
 def nodes(steps: Sequence[dict[str, Any]]) -> Counter[str]:
@@ -241,12 +249,10 @@ class HistoryRequest:
 
 
 def load_history_rows(path: Path) -> list[HistoryRequest]:
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            data = json.loads(line)
-            rows.append(HistoryRequest(data["kind"], data["history"], data["request"], data["steps"]))
-    return rows
+    return [
+        HistoryRequest(data["kind"], data["history"], data["request"], data["steps"], _today(data))
+        for data in _jsonl_rows(path)
+    ]
 
 
 def _contains_all(value: Any, words: Sequence[str]) -> bool:

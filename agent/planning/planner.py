@@ -63,7 +63,9 @@ _ONE_CALL = {
 _EXAMPLE_ANSWER = re.compile(r"^ANSWER: (.*)$", re.MULTILINE)
 _NO_TOOL_PLAN = json.dumps({"steps": [{"id": 1, "tool": NO_TOOL, "args": {}, "depends_on": []}]})
 # Where a one-call plan forks: everything before the first tool name, and what completes the
-# no-tool plan (the answer follows it). Spelled as json.dumps spells _NO_TOOL_PLAN, which is how
+# no-tool plan (the answer follows it). Two shorter forks were measured and set aside (README): an
+# empty plan, `{"steps": []}`, chose wrongly on 7 of 107 labelled requests (this fork: none), and a
+# no-tool step without its empty fields in the examples cost search plans 5 of 112 filter values. Spelled as json.dumps spells _NO_TOOL_PLAN, which is how
 # the prompt's examples show every plan.
 _FORK_PREFIX = _NO_TOOL_PLAN[: _NO_TOOL_PLAN.index(NO_TOOL)]
 _FORK_SUFFIX = _NO_TOOL_PLAN[_NO_TOOL_PLAN.index(NO_TOOL) + len(NO_TOOL) :] + "\n"
