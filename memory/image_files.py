@@ -16,7 +16,8 @@ import io
 import os
 import stat
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from struct import error as struct_error
@@ -53,6 +54,13 @@ _FILE_KINDS = {
 
 class ImageDecodeError(Exception):
     """A file that cannot be used as an image; the message is the reason shown to the user."""
+
+
+class FileVanishedError(ImageDecodeError):
+    """A file that was found, then deleted (or moved) before it could be read."""
+
+    def __init__(self) -> None:
+        super().__init__("gone before it could be read (deleted or moved)")
 
 
 class FileTooLargeError(ImageDecodeError):
@@ -120,15 +128,59 @@ def scan_folder(root: Path, library: Sequence[Path] = ()) -> ScanResult:
     files without an image suffix. Paths are reported under `root` as the user sees them.
     """
     result = ScanResult()
+    # (path as the user sees it, its real path): a folder's real path gives its plain entries' real
+    # paths without resolving each one, which would cost a few system calls per photo.
+    _walk([(root, real_path(root))], set(), root, _inside_rule(root, library), result)
+    return result
+
+
+def scan_names(folder: Path, names: Collection[str], root: Path, library: Sequence[Path] = ()) -> ScanResult:
+    """The entries called `names` in `folder` (inside `root`), judged as `scan_folder` judges them,
+    with the folders among them walked whole: what a watcher needs for a few changed paths, without
+    walking the rest of the library. A name not in the result is gone (or hidden, or not an image)."""
+    result = ScanResult()
+    inside = _inside_rule(root, library)
+    visited: set[tuple[int, int]] = set()
+    try:
+        info = folder.stat()
+        # Neither the folder nor its root is walked again through a link inside a new subfolder.
+        visited.add((info.st_dev, info.st_ino))
+        with os.scandir(folder) as listing:
+            entries = sorted((e for e in listing if e.name in names), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return result  # the folder went with its entries: all of them are gone
+    except OSError as exc:
+        result.unreadable_dirs.append((folder, exc.strerror or str(exc)))
+        return result
+    with suppress(OSError):
+        info = root.stat()
+        visited.add((info.st_dev, info.st_ino))
+    real = real_path(folder)
+    subfolders: list[tuple[Path, Path]] = []
+    for entry in entries:
+        if not entry.name.startswith("."):
+            _scan_entry(entry, real, root, inside, result, subfolders)
+    _walk(list(reversed(subfolders)), visited, root, inside, result)
+    return result
+
+
+def _inside_rule(root: Path, library: Sequence[Path]) -> Callable[[Path], bool]:
     allowed = [real_path(folder) for folder in (root, *library)]
 
     def inside(path: Path) -> bool:
         return any(path.is_relative_to(folder) for folder in allowed)
 
-    visited: set[tuple[int, int]] = set()
-    # (path as the user sees it, its real path): a folder's real path gives its plain entries' real
-    # paths without resolving each one, which would cost a few system calls per photo.
-    stack = [(root, real_path(root))]
+    return inside
+
+
+def _walk(
+    stack: list[tuple[Path, Path]],
+    visited: set[tuple[int, int]],
+    root: Path,
+    inside: Callable[[Path], bool],
+    result: ScanResult,
+) -> None:
+    """Walk the (folder, real path) pairs on `stack` and every folder below them into `result`."""
     while stack:
         folder, real = stack.pop()
         entries = _list_folder(folder, visited, result)
@@ -138,7 +190,6 @@ def scan_folder(root: Path, library: Sequence[Path] = ()) -> ScanResult:
                 _scan_entry(entry, real, root, inside, result, subfolders)
         # Reversed so the stack pops folders in name order: a stable order makes resumes predictable.
         stack.extend(reversed(subfolders))
-    return result
 
 
 def _list_folder(folder: Path, visited: set[tuple[int, int]], result: ScanResult) -> list[os.DirEntry[str]]:
@@ -229,6 +280,8 @@ def open_regular(path: Path) -> BinaryIO:
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise FileVanishedError from None
     except OSError as exc:
         raise ImageDecodeError(f"cannot read: {exc.strerror or exc}") from None
     try:

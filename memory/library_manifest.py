@@ -216,6 +216,12 @@ class LibraryManifest:
             found[path] = FileRow(path, root, digest, size, mtime_ns)
         return found
 
+    def has_files(self, collection: str, root: str) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM files WHERE collection = ? AND root = ? LIMIT 1", (collection, path_to_db(root))
+        ).fetchone()
+        return row is not None
+
     def known_hashes(self, collection: str) -> set[str]:
         """Hashes whose vectors are in Chroma: referenced by a file, or pending (upserted, maybe)."""
         rows = self._conn.execute(
