@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
         IndexProgress,
         IndexReport,
         LibraryStatus,
+        ProgressCallback,
         SearchHit,
         SkippedFile,
     )
@@ -53,6 +55,12 @@ def index_command(
         help="Images per CLIP forward pass (default: the clip_batch_size setting).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    watch: bool = typer.Option(
+        False,
+        "--watch",
+        help="Index, then stay running and keep the index current: new photos become searchable "
+        "within seconds, deleted ones leave, moved ones keep their embedding. Ctrl-C stops.",
+    ),
 ) -> None:
     """Index every JPEG, PNG, WebP, GIF, BMP and TIFF under FOLDERS for `modalgraph search`.
 
@@ -63,7 +71,12 @@ def index_command(
     console = Console()
     if sum(bool(x) for x in (status, forget, folders)) > 1:
         raise ToolInputError("give folders to index, or --status, or --forget FOLDER: one at a time")
+    if watch and (status or forget is not None):
+        raise ToolInputError("--watch indexes folders: it does not go with --status or --forget")
     index = _open_index()
+    if watch:
+        _watch(console, index, folders or None, batch_size, quiet)
+        return
     if status:
         _print_status(console, index.status())
         return
@@ -78,6 +91,19 @@ def index_command(
 def _run_index(
     console: Console, index: ImageIndex, folders: list[Path] | None, batch_size: int | None, quiet: bool
 ) -> IndexReport:
+    def job(progress: ProgressCallback | None) -> IndexReport:
+        return index.index(folders, progress=progress, batch_size=batch_size)
+
+    return _with_progress(console, job, quiet)
+
+
+def _with_progress(
+    console: Console,
+    job: Callable[[ProgressCallback | None], IndexReport],
+    quiet: bool,
+    transient: bool = False,
+) -> IndexReport:
+    """Run an index job under a progress bar (scanning, loading CLIP, indexing, metadata)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -107,7 +133,7 @@ def _run_index(
         TimeRemainingColumn(),
         console=console,
         disable=quiet,
-        transient=False,
+        transient=transient,
     )
     task_id = progress.add_task("scanning folders", total=None)
 
@@ -127,10 +153,96 @@ def _run_index(
             progress.update(task_id, description="indexing", total=event.total, completed=event.done)
 
     with progress:
-        report = index.index(folders, progress=on_progress, batch_size=batch_size)
+        report = job(on_progress)
         if report.processed == 0:
             progress.update(task_id, description="nothing new", total=1, completed=1)
     return report
+
+
+def _watch(
+    console: Console, index: ImageIndex, folders: list[Path] | None, batch_size: int | None, quiet: bool
+) -> None:
+    """`index --watch`: one incremental pass with progress, then every change as it happens, until
+    Ctrl-C (exit 130, like any interrupted command). Each batch is committed as it is embedded, so
+    an interrupted or killed watcher leaves an index the next run continues."""
+    import time
+
+    from memory.library_watch import LibraryWatcher
+
+    # A typo in a folder is one line now, not a folder watched for ever in vain.
+    chosen = [str(f) for f in index.check_folders(folders)] if folders else None
+    first = [True]
+
+    def runner(job: Callable[[ProgressCallback | None], IndexReport]) -> IndexReport:
+        if first[0]:
+            return _with_progress(console, job, quiet)
+        # A burst's bar is replaced by its one-line summary; only a terminal can take it back.
+        return _with_progress(console, job, quiet or not console.is_terminal, transient=True)
+
+    def on_report(report: IndexReport) -> None:
+        if first[0]:
+            first[0] = False
+            _print_report(console, report)
+            names = ", ".join(_plain(shown_path(f)) for f in watcher.folders)
+            console.print(f"watching {names} (Ctrl-C stops)", highlight=False, soft_wrap=True)
+        else:
+            _print_change(console, report, time.strftime("%H:%M:%S"))
+
+    def on_message(line: str) -> None:
+        console.print(f"[yellow]{_plain(line)}[/]", highlight=False, soft_wrap=True)
+
+    watcher = LibraryWatcher(
+        index,
+        chosen,
+        runner=runner,
+        on_report=on_report,
+        on_message=on_message,
+        batch_size=batch_size,
+    )
+    try:
+        watcher.run(catch_up=True)
+    except KeyboardInterrupt:
+        watcher.cancel.set()
+        console.print("stopped watching; the index is saved", highlight=False)
+        raise typer.Exit(130) from None
+
+
+def _print_change(console: Console, report: IndexReport, when: str) -> None:
+    """One line per burst of changes that did something, then its problems."""
+    parts = []
+    if report.embedded:
+        parts.append(f"{report.embedded} new or changed image(s) embedded")
+    if report.reused:
+        parts.append(f"{report.reused} moved, renamed or duplicate image(s) indexed without embedding")
+    if report.removed:
+        parts.append(f"{report.removed} removed (deleted or moved away)")
+    fresh_skips = len(report.skipped) - report.skipped_unchanged
+    if fresh_skips:
+        parts.append(f"{fresh_skips} skipped")
+    if parts:
+        console.print(f"{when} " + ", ".join(parts), highlight=False, soft_wrap=True)
+    _print_problems(console, report)
+    if fresh_skips:
+        _print_skipped(console, report.skipped)
+
+
+def _print_problems(console: Console, report: IndexReport) -> None:
+    for folder in report.missing_roots:
+        shown = _plain(shown_path(folder))
+        hint = f"records kept; `modalgraph index --forget {shown}` drops them"
+        console.print(f"[yellow]folder missing or empty:[/] {shown} ({hint})", highlight=False)
+    for folder, reason in report.unreadable_dirs:
+        console.print(
+            f"[yellow]cannot read folder:[/] {_plain(shown_path(folder))}: {reason}", highlight=False
+        )
+    if report.vanished:
+        shown = ", ".join(_plain(shown_path(p)) for p in report.vanished[:3])
+        more = f" and {len(report.vanished) - 3} more" if len(report.vanished) > 3 else ""
+        console.print(
+            f"[yellow]{len(report.vanished)} file(s) gone before they could be read:[/] {shown}{more}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _print_report(console: Console, report: IndexReport) -> None:
@@ -156,14 +268,7 @@ def _print_report(console: Console, report: IndexReport) -> None:
             highlight=False,
             soft_wrap=True,
         )
-    for folder in report.missing_roots:
-        shown = _plain(shown_path(folder))
-        hint = f"records kept; `modalgraph index --forget {shown}` drops them"
-        console.print(f"[yellow]folder missing:[/] {shown} ({hint})", highlight=False)
-    for folder, reason in report.unreadable_dirs:
-        console.print(
-            f"[yellow]cannot read folder:[/] {_plain(shown_path(folder))}: {reason}", highlight=False
-        )
+    _print_problems(console, report)
     _print_skipped(console, report.skipped)
 
 

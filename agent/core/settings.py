@@ -121,6 +121,11 @@ class Settings(BaseSettings):
         "image's header before decoding (JPEGs decode at reduced scale, so only the reduced size counts). "
         "Decoding needs 3-4 bytes per pixel per worker; bigger images are skipped and listed.",
     )
+    watch_library: bool = Field(
+        False,
+        description="`modalgraph serve` also watches the indexed folders and keeps the index current "
+        "(new, changed, moved and deleted photos), as `modalgraph index --watch` does.",
+    )
     # Looking at images.
     vlm_mmproj: Path | None = Field(
         None, description="The vision projector (mmproj .gguf) when the vlm model is a LLaVA GGUF."
