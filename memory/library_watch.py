@@ -137,10 +137,11 @@ class LibraryWatcher:
 
     # ----------------------------------------------------------------- watching
 
-    def run(self, catch_up: bool = True) -> None:
+    def run(self, catch_up: bool = True, fail_fast: bool = True) -> None:
         """Watch until `stop` (or Ctrl-C in the main thread, raised as KeyboardInterrupt). With
         `catch_up`, first one incremental pass over every folder, made once the watch is set up, so
-        that nothing changed during the pass is missed."""
+        that nothing changed during the pass is missed. With `fail_fast`, that pass's error is
+        raised (the command line's case); else it is said and the pass retried."""
         import watchfiles  # deferred: only watch mode needs it
 
         if not self.folders:
@@ -171,11 +172,11 @@ class LibraryWatcher:
                     stop_event=self.cancel,
                     ignore_permission_denied=True,  # an unreadable folder is said by the scan instead
                 ):
-                    if first:
+                    if first and fail_fast:
                         self.catch_up(due, first=True)
                         first, due = False, []
                     elif due and self.catch_up(due) is not None:
-                        due = []
+                        first, due = False, []
                     self.apply(path for _change, path in changes)
                     present, back = self._recheck(present)
                     if back or set(watched) != {f for f, i in present.items() if i is not None}:
@@ -225,7 +226,7 @@ class LibraryWatcher:
 
         def main() -> None:
             try:
-                self.run(catch_up=catch_up)
+                self.run(catch_up=catch_up, fail_fast=False)
             except Exception as exc:  # the page goes on without a watcher; the user is told why
                 self.on_message(f"library watcher stopped: {one_line(exc)}")
 

@@ -297,11 +297,16 @@ def test_watch_command_survives_sigkill_and_stops_on_ctrl_c(
         "MODALGRAPH_MODEL_CLIP": str(shapes_clip_dir),
         "MODALGRAPH_DEVICE": "cpu",
     }
-    command = [sys.executable, "-m", "agent", "index", "--watch", str(library), "--batch-size", "2"]
+    command = [sys.executable, "-m", "agent", "index", "--watch", str(library), "--batch-size"]
 
-    def start() -> subprocess.Popen[str]:
+    def start(batch_size: int) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            [*command, str(batch_size)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
 
     def wait_line(process: subprocess.Popen[str], text: str) -> list[str]:
@@ -316,7 +321,7 @@ def test_watch_command_survives_sigkill_and_stops_on_ctrl_c(
         raise AssertionError(f"no {text!r} within 60s: {''.join(seen)}")
 
     burst = _renders(shapes_world, "train", 0, 200)
-    process = start()
+    process = start(2)  # small batches: many commits to be killed between
     try:
         wait_line(process, "watching")
         _copy(burst, library / "import")
@@ -329,7 +334,7 @@ def test_watch_command_survives_sigkill_and_stops_on_ctrl_c(
     committed = len(_indexed(library_app)) - 8
     assert 10 <= committed < 200
 
-    process = start()
+    process = start(32)
     try:
         lines = wait_line(process, "watching")
         summary = next(line for line in lines if "unchanged" in line)
@@ -382,10 +387,14 @@ def test_serve_watches_the_library_only_when_the_setting_says_so(
     assert start_library_watch(library_app, said.append) is None
 
     monkeypatch.setenv("MODALGRAPH_WATCH_LIBRARY", "true")
+    monkeypatch.setattr("memory.library_watch.RETRY_S", 0.5)
     app = AppContext(load_settings())
     assert app.settings.watch_library is True
-    watcher = start_library_watch(app, said.append)
-    assert watcher is not None
+    # A `modalgraph index` holds the lock as the page starts: the watcher says so and waits for it.
+    with library_app.image_index._exclusive():
+        watcher = start_library_watch(app, said.append)
+        assert watcher is not None
+        _wait_for(lambda: any("another `modalgraph index` is running" in s for s in said), 15, "busy said")
     try:
         assert watcher.folders == [str(library)]
         source = _renders(shapes_world, "heldout", 80, 1)[0]
@@ -396,3 +405,4 @@ def test_serve_watches_the_library_only_when_the_setting_says_so(
         watcher.stop()
         watcher.index.close()
     assert said[0] == f"watching the library: {library}"
+    assert not any("watcher stopped" in line for line in said)
