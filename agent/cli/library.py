@@ -221,13 +221,14 @@ def _print_change(console: Console, report: IndexReport, when: str) -> None:
         parts.append(f"{fresh_skips} skipped")
     if parts:
         console.print(f"{when} " + ", ".join(parts), highlight=False, soft_wrap=True)
-    _print_problems(console, report)
+    # A folder gone is said by the watcher itself, once, with when it is watched again.
+    _print_problems(console, report, missing=False)
     if fresh_skips:
         _print_skipped(console, report.skipped)
 
 
-def _print_problems(console: Console, report: IndexReport) -> None:
-    for folder in report.missing_roots:
+def _print_problems(console: Console, report: IndexReport, missing: bool = True) -> None:
+    for folder in report.missing_roots if missing else []:
         shown = _plain(shown_path(folder))
         hint = f"records kept; `modalgraph index --forget {shown}` drops them"
         console.print(f"[yellow]folder missing or empty:[/] {shown} ({hint})", highlight=False)
