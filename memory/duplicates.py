@@ -31,9 +31,11 @@ if TYPE_CHECKING:
 
     from memory.image_index import ImageIndex
 
-# Defaults measured by `bench/duplicates.py` on sample photos and their copies: resized, re-encoded
-# and brightened copies differ by 0-8 bits, distinct photos by 24 or more, another framing of the
-# same photo (a 15% shift) by 18 or more.
+# Defaults from `bench/duplicates.py` on sample photos and their copies: resized, re-encoded and
+# re-toned copies and burst frames are 0-12 bits from their original, 5% crops up to 18; different
+# photos, views of one scene shifted by a third of the frame included, 20 or more (a stereo pair,
+# one scene from two points centimetres apart, is 6: a burst, to the hash). 12 keeps a margin on both
+# sides. The cosine gate is loose on purpose: it only has to keep unrelated pictures apart.
 DEFAULT_THRESHOLD = 12
 DEFAULT_MIN_COSINE = 0.85
 # Photos compared per step of the all-pairs hash comparison: bounds its memory (rows x photos).
@@ -47,7 +49,7 @@ ProgressCallback = Callable[[str, int, int], None]  # (phase, done, total)
 @dataclass(frozen=True)
 class DuplicateMember:
     """One file of a group. `distance` (bits) and `cosine` compare its content with the kept one's
-    (0 and 1.0 for the kept file and its exact copies)."""
+    (0 and 1.0 for the kept file and its exact copies; cosine None when a vector is missing)."""
 
     path: str
     hash: str
@@ -56,7 +58,7 @@ class DuplicateMember:
     height: int | None
     taken: str | None
     distance: int
-    cosine: float
+    cosine: float | None
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class DuplicateReport:
             "threshold": self.threshold,
             "min_cosine": self.min_cosine,
             "not_compared": [{"path": p, "reason": r} for p, r in self.not_compared],
+            "hashes_computed": self.hashes_computed,
         }
 
 
@@ -108,7 +111,7 @@ def _member_dict(member: DuplicateMember) -> dict[str, Any]:
         "height": member.height,
         "taken": member.taken,
         "distance": member.distance,
-        "cosine": round(member.cosine, 4),
+        "cosine": None if member.cosine is None else round(member.cosine, 4),
     }
 
 
@@ -280,7 +283,7 @@ def _group(
             height=_int(record.get("height")),
             taken=record.get("taken") if isinstance(record.get("taken"), str) else None,
             distance=bits,
-            cosine=1.0 if same else cosines.get(pair, float("nan")),
+            cosine=1.0 if same else cosines.get(pair),
         )
 
     kind: Literal["exact", "near"] = "exact" if len(component) == 1 else "near"
