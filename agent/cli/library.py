@@ -314,7 +314,7 @@ def duplicates_command(
         min=0,
         max=63,
         help="Most perceptual-hash bits (of 64) two photos may differ in to be near-duplicates "
-        "(default 12; 0 finds re-encoded copies only, higher finds more and risks more).",
+        "(default 12; lower is stricter, higher finds more and risks more).",
     ),
     as_json: bool = typer.Option(
         False, "--json", help='Print {"groups": [{"kind", "keep", "others"}]} only.'
