@@ -71,8 +71,8 @@ def move_duplicates(index: ImageIndex, groups: Sequence[DuplicateGroup], folder:
 
 def undo_moves(index: ImageIndex, folder: Path, progress: ProgressCallback | None = None) -> UndoReport:
     """Put back every file the journal in `folder` lists, then index them again. A file whose
-    place is taken again, or that is no longer in the folder, is reported and left alone; the
-    journal keeps the entries not undone."""
+    place is taken again, or that cannot move, is reported and left, and the journal keeps its
+    entry; one found neither in the folder nor at its old place is reported once and dropped."""
     folder = Path(folder).expanduser()
     journal_path = folder / JOURNAL_NAME
     if not journal_path.is_file():
@@ -84,10 +84,9 @@ def undo_moves(index: ImageIndex, folder: Path, progress: ProgressCallback | Non
         for entry in reversed(entries):  # the last move first: a name reused later is freed first
             source, target = Path(entry["to"]), Path(entry["from"])
             if not source.exists():
-                if not target.exists():  # a crash between the journal line and the move
-                    left.append(entry)
-                    report.failed.append((str(source), "no longer in the folder"))
-                continue  # already back (an undo interrupted before it rewrote the journal)
+                if not target.exists():  # a move that failed or never ran, or a file since deleted
+                    report.failed.append((str(source), "not found here nor at its old place"))
+                continue  # else already back: an undo interrupted before it rewrote the journal
             if target.exists():
                 left.append(entry)
                 report.failed.append((str(source), f"{shown_path(target)} exists again: left here"))

@@ -146,6 +146,22 @@ def test_move_to_and_undo_keep_the_index_consistent(
     assert _consistent(library_app) == before
     assert len(find_duplicates(library_app.image_index).groups) == len(_expected_groups(planted))
 
+    # A place taken again meanwhile: that file stays in the folder, its journal entry too.
+    code, out, err = run_cli(
+        ["library", "duplicates", "--move-to", str(aside), "--json"], capsys, monkeypatch
+    )
+    first = json.loads(out)["moved"][0]
+    Path(first["from"]).write_bytes(b"a new file with that name")
+    code, out, err = run_cli(
+        ["library", "duplicates", "--move-to", str(aside), "--undo"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    assert f"put back {len(extra) - 1} file(s)" in out and "exists again: left here" in out
+    assert Path(first["to"]).is_file() and Path(first["from"]).read_bytes() == b"a new file with that name"
+    assert [json.loads(line)["to"] for line in (aside / JOURNAL_NAME).read_text().splitlines()] == [
+        first["to"]
+    ]
+
 
 def test_photos_indexed_before_perceptual_hashes_get_theirs_once(
     library_app: AppContext, planted: list[Planted], tmp_path: Path
@@ -190,7 +206,19 @@ def test_usage_errors_are_one_line_with_exit_code_2(
     assert not (tmp_path / "photos" / "aside").exists()
 
 
-def test_hash_is_of_the_upright_photo(sample_photos: dict) -> None:
+def test_a_photo_stored_turned_is_a_duplicate_of_its_upright_copy(
+    library_app: AppContext, sample_photos: dict, tmp_path: Path
+) -> None:
+    """The hash is of the photo as a viewer sees it: a camera's sideways JPEG with an orientation
+    tag matches the upright copy an editor exported, and a really turned photo does not."""
+    from tests.exif_photos import save_photo
+
     photo = sample_photos["chelsea"]
-    turned = photo.transpose(Image.Transpose.ROTATE_90)
-    assert distance(perceptual_hash(photo), perceptual_hash(turned)) > 16
+    folder = tmp_path / "turned"
+    save_photo(photo, folder / "upright.jpg")
+    # Stored turned a quarter anticlockwise; orientation 6 says to turn it a quarter clockwise.
+    save_photo(photo.transpose(Image.Transpose.ROTATE_90), folder / "camera.jpg", orientation=6)
+    save_photo(photo.transpose(Image.Transpose.ROTATE_90), folder / "sideways.jpg")
+    library_app.image_index.index([folder])
+    groups = find_duplicates(library_app.image_index).groups
+    assert [{Path(m.path).name for m in g.members} for g in groups] == [{"upright.jpg", "camera.jpg"}]
