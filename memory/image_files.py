@@ -15,6 +15,7 @@ import hashlib
 import io
 import os
 import stat
+import threading
 import warnings
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import suppress
@@ -28,11 +29,27 @@ from agent.core.errors import one_line
 if TYPE_CHECKING:
     from PIL import Image
 
-# Formats the issue promises; matched on the suffix, so a text file renamed `.png` is tried and
-# reported as not an image, while `.txt` or `.mp4` files are ignored silently.
+# Formats indexed; matched on the suffix, so a text file renamed `.png` is tried and reported as
+# not an image, while `.txt` or `.mp4` files are ignored silently. HEIC/HEIF (what phones save) is
+# decoded by pillow-heif, AVIF by Pillow itself (11.2 and later).
 IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"}
+    {
+        *(".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"),
+        *(".heic", ".heif", ".hif", ".avif"),
+    }
 )
+# Camera RAW files: listed as skipped with `raw_reason` rather than passed over, since a user who
+# shoots RAW would otherwise wonder where half the library went. Pillow would decode some of them
+# (a DNG is a TIFF) into the small embedded preview at best, so none is tried.
+RAW_SUFFIXES = frozenset(
+    {
+        *(".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".dng", ".raf", ".orf"),
+        *(".rw2", ".pef", ".srw", ".x3f", ".3fr", ".erf", ".kdc", ".mrw", ".iiq", ".rwl"),
+    }
+)
+# ISO base media "ftyp" brands of HEIF stills and of AVIF, to name the format of a file that fails.
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"})
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
 
 
 # Files up to this size are read whole, once, for both the hash and the decoder (one read of a
@@ -110,6 +127,14 @@ class ScanResult:
 
 def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+
+
+def raw_reason(name: str) -> str | None:
+    """Why a camera RAW file is not indexed, or None for any other file."""
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix not in RAW_SUFFIXES:
+        return None
+    return f"RAW photo ({suffix[1:].upper()}): not decoded; export it as JPEG or HEIC to index it"
 
 
 def real_path(path: Path) -> Path:
@@ -235,6 +260,9 @@ def _scan_entry(
         else:
             result.skipped.append(_scan_skip(entry, LINK_OUTSIDE))
     elif not is_image_name(entry.name):
+        raw = raw_reason(entry.name)
+        if raw is not None and inside(real) and stat.S_ISREG(info.st_mode):
+            result.skipped.append(_scan_skip(entry, raw))
         return  # not offered as a photo: `.txt` files and the like are not worth a line
     elif not inside(real):
         result.skipped.append(_scan_skip(entry, LINK_OUTSIDE))
@@ -368,6 +396,25 @@ _ORIENTATION_FIX = {
 _EXIF_ORIENTATION = 0x0112
 _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
 _bomb_warning_silenced = False
+_heif_lock = threading.Lock()
+_heif_registered: bool | None = None  # None: not tried yet
+
+
+def register_heif() -> bool:
+    """Teach Pillow HEIC/HEIF through pillow-heif, once per process, on the first decode: importing
+    it loads libheif, which `--help` and searches never need. False when it is not installed."""
+    global _heif_registered
+    if _heif_registered is None:
+        with _heif_lock:
+            if _heif_registered is None:
+                try:
+                    import pillow_heif
+                except ImportError:
+                    _heif_registered = False
+                else:
+                    pillow_heif.register_heif_opener()
+                    _heif_registered = True
+    return _heif_registered
 
 
 def _silence_bomb_warning() -> None:
@@ -424,6 +471,7 @@ def _decode(stream: BinaryIO, min_side: int, max_pixels: int | None) -> DecodedI
     from PIL import Image, UnidentifiedImageError
 
     _silence_bomb_warning()
+    register_heif()
     try:
         image = Image.open(stream)
         width, height = image.size
@@ -451,7 +499,7 @@ def _decode(stream: BinaryIO, min_side: int, max_pixels: int | None) -> DecodedI
                 width, height = height, width
         return DecodedImage(image, width, height, exif, stored_size)
     except UnidentifiedImageError:
-        raise ImageDecodeError("not an image (unrecognised format)") from None
+        raise ImageDecodeError(_unidentified_reason(stream)) from None
     except Image.DecompressionBombError:
         raise ImageDecodeError(
             f"too large: over {2 * (Image.MAX_IMAGE_PIXELS or 0) // 10**6} megapixels"
@@ -470,20 +518,53 @@ def read_exif(path: Path, max_pixels: int | None = None) -> tuple[Image.Exif | N
     from PIL import Image, UnidentifiedImageError
 
     _silence_bomb_warning()
+    register_heif()
     try:
-        with open_regular(path) as stream, Image.open(stream) as image:
-            size = image.size
-            if max_pixels is not None and size[0] * size[1] > max_pixels:
-                raise TooManyPixelsError(*size)
-            exif = image.getexif()
-            _load_sub_blocks(exif)
-            return exif, size
-    except UnidentifiedImageError:
-        raise ImageDecodeError("not an image (unrecognised format)") from None
+        with open_regular(path) as stream:
+            try:
+                image = Image.open(stream)
+            except UnidentifiedImageError:
+                raise ImageDecodeError(_unidentified_reason(stream)) from None
+            with image:
+                size = image.size
+                if max_pixels is not None and size[0] * size[1] > max_pixels:
+                    raise TooManyPixelsError(*size)
+                exif = image.getexif()
+                _load_sub_blocks(exif)
+                return exif, size
     except ImageDecodeError:
         raise
     except Exception as exc:  # PIL reports broken headers with many types
         raise ImageDecodeError(f"corrupt image: {one_line(exc)}") from None
+
+
+def _unidentified_reason(stream: BinaryIO) -> str:
+    """Why Pillow recognised no format: a HEIF or AVIF container is named, with libheif's own
+    reason for a broken HEIC (Pillow only says "cannot identify"); anything else is not an image."""
+    try:
+        stream.seek(0)
+        head = stream.read(32)
+    except OSError:
+        head = b""
+    brand = head[8:12] if head[4:8] == b"ftyp" else b""
+    if brand in _AVIF_BRANDS:
+        from PIL import features
+
+        if not features.check("avif"):
+            return "AVIF image, but this Pillow cannot decode AVIF: upgrade Pillow to 11.2 or later"
+        return "corrupt AVIF image"
+    if brand not in _HEIF_BRANDS:
+        return "not an image (unrecognised format)"
+    if not register_heif():
+        return "HEIC/HEIF image, but pillow-heif is not installed: `pip install pillow-heif` to index it"
+    import pillow_heif
+
+    try:
+        stream.seek(0)
+        pillow_heif.open_heif(stream).load()
+    except Exception as exc:  # libheif's reason, whatever its type
+        return f"corrupt HEIC/HEIF image: {one_line(exc)}"
+    return "corrupt HEIC/HEIF image"
 
 
 def iter_chunks(items: list[ImageFile], size: int) -> Iterator[list[ImageFile]]:

@@ -44,6 +44,7 @@ from memory.index_limits import IndexLimits
 from memory.library_manifest import FileRow, LibraryManifest, PhotoRow, RootStatus, SkippedRow
 from memory.library_roots import manifest_path
 from memory.match_check import SAMPLE_SIZE, Calibration, calibrate, judge
+from memory.perceptual_hash import perceptual_hash
 from memory.photo_filters import PhotoFilters
 from memory.photo_metadata import META_VERSION, PhotoMetadata, add_places, read_photo_metadata
 from memory.stored_paths import PATH_BYTES_KEY, is_utf8, path_from_metadata, path_metadata
@@ -208,6 +209,7 @@ class _Prepared:
     width: int | None = None
     height: int | None = None
     meta: PhotoMetadata | None = None
+    phash: str | None = None
     error: str | None = None
     vanished: bool = False  # deleted or moved between the scan and the read
 
@@ -711,6 +713,31 @@ class ImageIndex:
                 self.manifest.clear_pending(collection_name, orphans)
         return len(pairs)
 
+    def forget_files(self, paths: Sequence[str]) -> int:
+        """Drop files that left the library (moved away by `library duplicates --move-to`) from every
+        model's collection, now rather than at the next index run: a search must not show them.
+        Vectors no remaining file refers to are deleted. The caller holds `lock()`."""
+        dropped = 0
+        for collection_name in self.manifest.collections():
+            self.manifest.forget_paths(collection_name, paths)
+            orphans = self.manifest.orphaned_pending(collection_name)
+            collection = self._collection_by_name(collection_name)
+            if collection is not None and orphans:
+                self.store.delete(collection, orphans)
+            self.manifest.clear_pending(collection_name, orphans)
+            dropped += len(orphans)
+        return dropped
+
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the index for a change made outside `index` (moving files): refused, with one line,
+        while an index run is going."""
+        return self._exclusive()
+
+    def vectors(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored unit vectors of these content hashes (those the collection holds)."""
+        _model, collection = self._searchable()
+        return self.store.vectors(collection, list(hashes))
+
     def _collection_by_name(self, name: str) -> Any | None:
         try:
             return self.store.client.get_collection(name=name, embedding_function=None)
@@ -948,6 +975,8 @@ def _prepare(item: ImageFile, known: set[str], encoder: _LazyEncoder, limits: In
         decoded = decode_image(item.path if data is None else data, model.image_side, limits.max_pixels)
         result.width, result.height = decoded.width, decoded.height
         result.meta = read_photo_metadata(decoded.exif, decoded.stored_size, item.path, item.mtime_ns / 1e9)
+        # From the pixels decoded anyway: `library duplicates` then never decodes the library again.
+        result.phash = perceptual_hash(decoded.image)
         result.pixels = model.prepare(decoded.image)
     except FileVanishedError as exc:
         result.vanished, result.error = True, str(exc)
@@ -1099,7 +1128,9 @@ def photo_record(meta: PhotoMetadata, root: str) -> dict[str, Any]:
 
 def _photo_row(digest: str, item: _Prepared, record: dict[str, Any]) -> PhotoRow:
     problems = item.meta.problems if item.meta is not None else []
-    return PhotoRow(digest, META_VERSION, _photo_fields(record), [p for p in problems if is_utf8(p)])
+    return PhotoRow(
+        digest, META_VERSION, _photo_fields(record), [p for p in problems if is_utf8(p)], item.phash
+    )
 
 
 def _photo_fields(record: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""`modalgraph index` and `modalgraph search`: the image library from the command line."""
+"""`modalgraph index`, `modalgraph search` and `modalgraph library ...`: the image library from the
+command line."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from agent.core.text import human_bytes, shorten, shown_path
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress
 
+    from memory.duplicate_moves import MoveReport, UndoReport
+    from memory.duplicates import DuplicateReport
     from memory.image_index import (
         ImageIndex,
         IndexProgress,
@@ -26,9 +30,13 @@ if TYPE_CHECKING:
     )
 
 
+library_app = typer.Typer(help="Look after the photo library: duplicates.", no_args_is_help=True)
+
+
 def register(app: typer.Typer) -> None:
     app.command("index")(index_command)
     app.command("search")(search_command)
+    app.add_typer(library_app, name="library")
 
 
 def _open_index() -> ImageIndex:
@@ -62,7 +70,8 @@ def index_command(
         "within seconds, deleted ones leave, moved ones keep their embedding. Ctrl-C stops.",
     ),
 ) -> None:
-    """Index every JPEG, PNG, WebP, GIF, BMP and TIFF under FOLDERS for `modalgraph search`.
+    """Index every JPEG, PNG, HEIC/HEIF, AVIF, WebP, GIF, BMP and TIFF under FOLDERS for
+    `modalgraph search` (camera RAW files are listed as skipped).
 
     Re-running embeds only new or changed files and drops deleted ones; an interrupted run resumes.
     """
@@ -400,3 +409,155 @@ def _print_hits(hits: list[SearchHit]) -> None:
         )
         for other in hit.other_paths:
             typer.echo(f"{'':6}  {'':>8}  {'':>11}  {'':<11}  {'':<24}  = {shown_path(other)}")
+
+
+@library_app.command("duplicates")
+def duplicates_command(
+    threshold: int | None = typer.Option(
+        None,
+        "--threshold",
+        min=0,
+        max=63,
+        help="Most perceptual-hash bits (of 64) two photos may differ in to be near-duplicates "
+        "(default 12; lower is stricter, higher finds more and risks more).",
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help='Print {"groups": [{"kind", "keep", "others"}]} only.'
+    ),
+    move_to: Path | None = typer.Option(
+        None,
+        "--move-to",
+        help="Move all but the best of each group (largest, then earliest) into this folder, "
+        "outside the library; a journal there lets --undo put them back.",
+    ),
+    undo: bool = typer.Option(
+        False, "--undo", help="With --move-to DIR: put the files moved into DIR back, and index them."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """List duplicate photos: exact copies, and near-duplicates (bursts, resized, re-encoded or
+    brightened copies) found by perceptual hash and CLIP together. Nothing is ever deleted."""
+    from rich.console import Console
+
+    from memory.duplicate_moves import move_duplicates, undo_moves
+    from memory.duplicates import DEFAULT_THRESHOLD, find_duplicates
+
+    if undo and move_to is None:
+        raise typer.BadParameter("--undo needs --move-to DIR: the folder the files were moved into")
+    if undo and threshold is not None:
+        raise typer.BadParameter("--undo puts files back; it takes no --threshold")
+    console = Console(stderr=as_json)
+    index = _open_index()
+    if undo:
+        assert move_to is not None
+        with _simple_progress(console, quiet or as_json) as bar:
+            restored = undo_moves(index, move_to, progress=_index_progress(bar))
+        _print_undo(console, restored, as_json)
+        return
+    with _simple_progress(console, quiet or as_json) as bar:
+        task = bar.add_task("reading the index", total=None)
+
+        def on_progress(phase: str, done: int, total: int) -> None:
+            label = "hashing photos indexed before" if phase == "hashing" else "comparing"
+            bar.update(task, description=label, total=total, completed=done)
+
+        report = find_duplicates(
+            index, DEFAULT_THRESHOLD if threshold is None else threshold, progress=on_progress
+        )
+    moved = move_duplicates(index, report.groups, move_to) if move_to is not None else None
+    if as_json:
+        data = report.as_dict()
+        if moved is not None:
+            data["moved"] = [{"from": a, "to": b} for a, b in moved.moved]
+            data["move_failed"] = [{"path": p, "reason": r} for p, r in moved.failed]
+        typer.echo(json.dumps(data))
+        return
+    _print_duplicates(console, report)
+    if moved is not None:
+        _print_moved(console, moved)
+
+
+def _simple_progress(console: Console, disable: bool) -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        disable=disable,
+        transient=True,
+    )
+
+
+def _index_progress(bar: Progress) -> Callable[[IndexProgress], None]:
+    task = bar.add_task("putting files back", total=None)
+
+    def on_progress(event: IndexProgress) -> None:
+        bar.update(
+            task, description=f"indexing ({event.phase})", total=event.total or None, completed=event.done
+        )
+
+    return on_progress
+
+
+def _print_duplicates(console: Console, report: DuplicateReport) -> None:
+    from agent.core.text import human_bytes
+
+    def line(prefix: str, member: object) -> str:
+        from memory.duplicates import DuplicateMember
+
+        assert isinstance(member, DuplicateMember)
+        dims = f"{member.width}x{member.height}" if member.width and member.height else "?"
+        taken = (member.taken or "")[:10]
+        return f"  {prefix} {dims:>11}  {human_bytes(member.size):>8}  {taken:<10}  {shown_path(member.path)}"
+
+    if report.hashes_computed:
+        console.print(
+            f"computed the perceptual hash of {report.hashes_computed} photo(s) indexed before (stored)",
+            highlight=False,
+        )
+    for n, group in enumerate(report.groups, 1):
+        console.print(f"group {n}: {group.kind} ({len(group.members)} files)", highlight=False)
+        console.print(line("keep", group.keep), highlight=False, markup=False, soft_wrap=True)
+        for other in group.others:
+            console.print(line("    ", other), highlight=False, markup=False, soft_wrap=True)
+    spare = sum(len(g.others) for g in report.groups)
+    console.print(
+        f"{len(report.groups)} group(s), {spare} file(s) beside the best copy, among {report.photos} "
+        f"distinct photo(s) (threshold {report.threshold} bits, CLIP cosine >= {report.min_cosine})",
+        highlight=False,
+    )
+    _print_skipped(console, [_skipped(p, r) for p, r in report.not_compared], "{n} photo(s) not compared")
+
+
+def _print_moved(console: Console, moved: MoveReport) -> None:
+    console.print(
+        f"moved {len(moved.moved)} file(s); journal {shown_path(moved.journal)} "
+        "(`--move-to` the same folder with `--undo` puts them back)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    _print_skipped(console, [_skipped(p, r) for p, r in moved.failed], "{n} file(s) not moved")
+
+
+def _print_undo(console: Console, restored: UndoReport, as_json: bool) -> None:
+    if as_json:
+        data = {
+            "restored": [{"from": a, "to": b} for a, b in restored.restored],
+            "failed": [{"path": p, "reason": r} for p, r in restored.failed],
+            "reindexed": restored.reindexed,
+        }
+        typer.echo(json.dumps(data))
+        return
+    console.print(
+        f"put back {len(restored.restored)} file(s), {restored.reindexed} indexed again", highlight=False
+    )
+    _print_skipped(console, [_skipped(p, r) for p, r in restored.failed], "{n} file(s) left in the folder")
+
+
+def _skipped(path: str, reason: str) -> SkippedFile:
+    from memory.image_index import SkippedFile
+
+    return SkippedFile(path, reason)
