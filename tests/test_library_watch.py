@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from agent.context import AppContext
 from agent.core.settings import load_settings
@@ -406,3 +407,23 @@ def test_serve_watches_the_library_only_when_the_setting_says_so(
         watcher.index.close()
     assert said[0] == f"watching the library: {library}"
     assert not any("watcher stopped" in line for line in said)
+
+
+def test_photos_the_watcher_adds_have_their_perceptual_hash_for_the_duplicates_finder(
+    library_app: AppContext, library: Path
+) -> None:
+    from memory.duplicates import find_duplicates
+
+    index = library_app.image_index
+    original = sorted(library.iterdir())[0]
+    with Image.open(original) as image:  # a re-encoded copy: other bytes, the same picture
+        image.convert("RGB").save(library / "copy.jpg", quality=90)
+    shutil.copy2(original, library / "exact-copy.png")
+    report = LibraryWatcher(index, [library]).apply([library / "copy.jpg", library / "exact-copy.png"])
+    assert report is not None and report.embedded == 1
+    found = find_duplicates(index)
+    assert found.hashes_computed == 0  # the watcher stored them as it embedded
+    # One group: the exact copy (same bytes) and the re-encoded one (same picture) with the original.
+    groups = [{m.path for m in group.members} for group in found.groups]
+    # (Two renders of one shape and colour may form a group of their own: plain synthetic scenes.)
+    assert {str(original), str(library / "exact-copy.png"), str(library / "copy.jpg")} in groups
