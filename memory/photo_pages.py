@@ -98,9 +98,7 @@ class PageReader:
         return sorted(records, key=sort_key, reverse=True)
 
     def _undated(self, after: Cursor | None) -> list[Record]:
-        records = [
-            r for r in self.store.matching(self.collection, self.where) if "taken_day" not in r[1]
-        ]
+        records = [r for r in self.store.matching(self.collection, self.where) if "taken_day" not in r[1]]
         if after is not None:
             records = [r for r in records if sort_key(r) < after]
         return sorted(records, key=sort_key, reverse=True)
