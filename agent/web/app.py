@@ -50,7 +50,8 @@ CSS = """
 #chat video { height: 240px !important; width: auto !important; max-width: 100%; }
 footer { display: none !important; }
 /* An answer's images: a grid of thumbnails, each opening the full-size file. */
-#chat .photo-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(128px, 1fr)); gap: 6px; }
+#chat .photo-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(128px, 1fr)); gap: 6px;
+  width: 560px; max-width: 100%; }
 #chat .photo-grid img { width: 100%; aspect-ratio: 1; object-fit: cover; border-radius: 4px; margin: 0; }
 #view-image img { object-fit: contain; }
 """
