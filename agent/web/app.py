@@ -477,7 +477,11 @@ def _wire_library(
             return [], [], one_line(exc), None, gr.Button(visible=False), hidden_view
 
     def open_view(tiles: list[GridPhoto], evt: gr.SelectData) -> tuple[Any, ...]:
-        photo = tiles[evt.index]  # the tile comes from the server's state, never from the browser
+        # The tile comes from the server's state: the browser only names its place in the grid.
+        if not isinstance(evt.index, int) or not 0 <= evt.index < len(tiles):
+            gr.Warning("no such photo in the grid: search or browse again")
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        photo = tiles[evt.index]
         present = files.shows(photo.path)
         image = photo.path if present else None
         return gr.Column(visible=True), image, view_text(photo, present), photo
