@@ -47,6 +47,7 @@ from memory.match_check import SAMPLE_SIZE, Calibration, calibrate, judge
 from memory.perceptual_hash import perceptual_hash
 from memory.photo_filters import PhotoFilters
 from memory.photo_metadata import META_VERSION, PhotoMetadata, add_places, read_photo_metadata
+from memory.photo_pages import Cursor, PageReader
 from memory.stored_paths import PATH_BYTES_KEY, is_utf8, path_from_metadata, path_metadata
 
 if TYPE_CHECKING:
@@ -852,12 +853,30 @@ class ImageIndex:
 
     def newest(self, filters: PhotoFilters, k: int) -> list[SearchHit]:
         """The k newest photos (by date taken) that the filters let through."""
+        return self.newest_page(filters, k)[0]
+
+    def newest_page(
+        self, filters: PhotoFilters, k: int, after: Cursor | None = None
+    ) -> tuple[list[SearchHit], Cursor | None]:
+        """A page of the filtered photos, newest first: up to k after `after` (the cursor of the
+        previous page), and the cursor of this page's end, None when nothing follows.
+
+        Reads a few days' records rather than the whole library (`memory.photo_pages`)."""
+        if k < 1:
+            raise ToolInputError("k must be at least 1")
         model, collection = self._searchable()
-        records = self.store.matching(collection, filters.where() or {})
-        records.sort(key=lambda record: (str(record[1].get("taken") or ""), record[0]), reverse=True)
-        return self._hits(
-            [Neighbour(id_, 0.0, meta) for id_, meta in records], model.collection_name, k, frozenset()
-        )
+        reader = PageReader(self.store, collection, filters.where())
+
+        def to_hits(records: list[tuple[str, dict[str, Any]]], count: int) -> list[SearchHit]:
+            neighbours = [Neighbour(id_, 0.0, meta) for id_, meta in records]
+            return self._hits(neighbours, model.collection_name, count, frozenset())
+
+        # One more than asked says whether another page follows.
+        hits = reader.page(k + 1, after, to_hits)
+        if len(hits) <= k:
+            return hits, None
+        last = hits[k - 1]
+        return hits[:k], (last.taken or "", last.hash)
 
     def search_vector(
         self,

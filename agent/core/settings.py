@@ -148,6 +148,11 @@ class Settings(BaseSettings):
     web_max_upload_mb: float = Field(
         25.0, gt=0, le=2048, description="Largest file the web page accepts as an upload, in MB."
     )
+    thumbnail_cache_mb: float = Field(
+        512.0,
+        gt=0,
+        description="Most disk the web page's photo thumbnails may take, in MB (oldest go first).",
+    )
 
     @field_validator(
         "data_dir",
@@ -200,6 +205,11 @@ class Settings(BaseSettings):
     def web_cache_dir(self) -> Path:
         """The web page's uploads and the copies it serves (Gradio's cache), apart from other apps'."""
         return self.data_dir / "web-cache"
+
+    @property
+    def thumbnails_dir(self) -> Path:
+        """Small previews of the library's photos and the generated images, by content hash."""
+        return self.data_dir / "thumbnails"
 
     def projector_dir(self, modality: str) -> Path:
         """Where the trained output projector for `modality` lives."""
