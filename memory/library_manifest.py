@@ -360,6 +360,19 @@ class LibraryManifest:
         rows = self._conn.execute("SELECT hash, record FROM photos WHERE collection = ?", (collection,))
         return {digest: json.loads(record) for digest, record in rows}
 
+    def photo_records_of(self, collection: str, hashes: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The records of these hashes only: a page showing a few photos need not read them all."""
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(hashes), 500):
+            chunk = list(hashes[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn.execute(
+                f"SELECT hash, record FROM photos WHERE collection = ? AND hash IN ({marks})",
+                (collection, *chunk),
+            )
+            found.update((digest, json.loads(record)) for digest, record in rows)
+        return found
+
     # ----------------------------------------------------------------- photo metadata
 
     def save_photos(self, collection: str, photos: Sequence[PhotoRow]) -> None:

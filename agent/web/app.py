@@ -17,6 +17,7 @@ from starlette.middleware import Middleware
 
 from agent.core.errors import ModalgraphError, ToolInputError, one_line
 from agent.web.chat_stream import Message, chat_turn
+from agent.web.duplicates_view import DuplicateRow, find_groups
 from agent.web.library_panel import MODEL_COLUMNS, index_folder, library_status, model_rows
 from agent.web.photo_grid import (
     GridPage,
@@ -25,6 +26,7 @@ from agent.web.photo_grid import (
     example_image,
     next_page,
     start_listing,
+    tile_at,
     view_text,
 )
 from agent.web.serving import FileRouteGuard, ServedFiles, prepare_gradio_env
@@ -54,6 +56,7 @@ footer { display: none !important; }
   width: 560px; max-width: 100%; }
 #chat .photo-grid img { width: 100%; aspect-ratio: 1; object-fit: cover; border-radius: 4px; margin: 0; }
 #view-image img { object-fit: contain; }
+#duplicate-groups .duplicate-group { min-height: 0; }
 """
 CONFIRM_DELETE = "(name) => confirm(`Delete the session ${name}? Its generated files are kept.`) ? name : ''"
 
@@ -129,10 +132,15 @@ class LibraryUI:
     similar_btn: gr.Button
     ask_btn: gr.Button
     close_btn: gr.Button
+    # Duplicates: a button, what was found, and a row of tiles per group (filled in by _wire_library).
+    duplicates_btn: gr.Button
+    duplicates_note: gr.Markdown
+    duplicates_area: gr.Column
     # The tiles behind the gallery (paths stay on the server: a click names an index, not a file).
     photos: gr.State
     listing: gr.State
     chosen: gr.State
+    duplicate_rows: gr.State
 
 
 @dataclass(frozen=True)
@@ -270,11 +278,16 @@ def _library_panel() -> LibraryUI:
                     elem_id="results",
                 )
                 more_btn = gr.Button("Load more", size="sm", visible=False, elem_id="load-more")
-                # A "Duplicates" view (groups of the same or near-same photo) belongs here, beside the
-                # grid: it lists GridPhoto tiles too, and opens the same photo view.
+                # Groups of the same or near-same photo, beside the grid: their tiles are GridPhotos
+                # too, and open the same photo view.
+                gr.Markdown("#### Duplicates", elem_id="duplicates-title")
+                duplicates_btn = gr.Button("Find duplicates", size="sm", elem_id="find-duplicates")
+                duplicates_note = gr.Markdown(elem_id="duplicates-note")
+                duplicates_area = gr.Column(elem_id="duplicate-groups")
         photos = gr.State([])
         listing = gr.State(None)
         chosen = gr.State(None)
+        duplicate_rows = gr.State([])
     return LibraryUI(
         library_info,
         folder,
@@ -295,9 +308,13 @@ def _library_panel() -> LibraryUI:
         similar_btn,
         ask_btn,
         close_btn,
+        duplicates_btn,
+        duplicates_note,
+        duplicates_area,
         photos,
         listing,
         chosen,
+        duplicate_rows,
     )
 
 
@@ -478,10 +495,10 @@ def _wire_library(
 
     def open_view(tiles: list[GridPhoto], evt: gr.SelectData) -> tuple[Any, ...]:
         # The tile comes from the server's state: the browser only names its place in the grid.
-        if not isinstance(evt.index, int) or not 0 <= evt.index < len(tiles):
+        photo = tile_at(tiles, evt.index)
+        if photo is None:
             gr.Warning("no such photo in the grid: search or browse again")
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        photo = tiles[evt.index]
         present = files.shows(photo.path)
         image = photo.path if present else None
         return gr.Column(visible=True), image, view_text(photo, present), photo
@@ -524,6 +541,51 @@ def _wire_library(
     ui.similar_btn.click(find_similar, [ui.chosen, ui.k, *ui.filters], grid_outputs)
     ui.ask_btn.click(ask_about, [ui.chosen], [box, tabs])
     ui.close_btn.click(lambda: gr.Column(visible=False), None, ui.view)
+    _wire_duplicates(app, files, ui, open_view)
+
+
+def _wire_duplicates(
+    app: AppContext,
+    files: ServedFiles,
+    ui: LibraryUI,
+    open_view: Callable[[list[GridPhoto], gr.SelectData], tuple[Any, ...]],
+) -> None:
+    """ "Find duplicates": the groups, a row of thumbnails each; a click opens the photo's view."""
+    view_outputs = [ui.view, ui.view_image, ui.view_details, ui.chosen]
+
+    @toasts_errors(outputs=2)
+    def do_find(progress: gr.Progress = gr.Progress()) -> tuple[str, list[DuplicateRow]]:
+        found = find_groups(app, files, lambda fraction, desc: progress(fraction, desc=desc))
+        return found.note, found.rows
+
+    def opener(tiles: list[GridPhoto]) -> Callable[[gr.SelectData], tuple[Any, ...]]:
+        # The row's tiles stay on the server, in this closure: the browser only names a place in it.
+        def pick(evt: gr.SelectData) -> tuple[Any, ...]:
+            return open_view(tiles, evt)
+
+        return pick
+
+    with ui.duplicates_area:
+
+        @gr.render(inputs=[ui.duplicate_rows])
+        def show_groups(rows: list[DuplicateRow]) -> None:
+            for number, row in enumerate(rows or []):
+                gr.Markdown(row.heading, elem_classes=["duplicate-heading"])
+                gallery = gr.Gallery(
+                    value=[(tile.thumb, tile.caption) for tile in row.tiles],
+                    show_label=False,
+                    columns=6,
+                    height="auto",
+                    allow_preview=False,
+                    object_fit="cover",
+                    elem_id=f"duplicates-{number}",
+                    elem_classes=["duplicate-group"],
+                )
+                gallery.select(opener(row.tiles), None, view_outputs).then(
+                    None, js="() => document.getElementById('photo-view')?.scrollIntoView()"
+                )
+
+    ui.duplicates_btn.click(do_find, None, [ui.duplicates_note, ui.duplicate_rows], concurrency_limit=1)
 
 
 def _wire_models(page: gr.Blocks, app: AppContext, ui: ModelsUI) -> None:

@@ -159,6 +159,14 @@ def example_image(path: str, max_bytes: int) -> str:
     return path
 
 
+def tile_at(tiles: list[GridPhoto], index: object) -> GridPhoto | None:
+    """The tile a click names by its place in a grid, or None when the place is not one of them
+    (a forged request: not a whole number, or out of range)."""
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(tiles):
+        return None
+    return tiles[index]
+
+
 def view_text(photo: GridPhoto, present: bool) -> str:
     """The view's words: when, where, with what, how big, and where the file is."""
     details = photo.details
