@@ -3,6 +3,7 @@
     python bench/library.py [--images 256] [--vectors 10000,100000] [--queries 200]
                             [--memory-images 10000] [--memory-model tiny|same] [--model DIR]
                             [--caps-images 50] [--skip throughput,queries,memory,caps]
+                            [--only scale] [--scale-count 100000]
 
     python bench/library.py --skip throughput,queries,memory     # the oversized-file part alone
     python bench/library.py --skip throughput,queries,metadata,nomatch,memory,caps   # filters alone
@@ -31,6 +32,18 @@ Prints, and writes to bench/out/library.json:
    costs no disk) and one 169-megapixel PNG of ~500 KB, against the same photos alone (goal: ratio
    ~1.0, both misfits skipped with a reason); then with each cap raised out of the way in turn: the
    3 GB file is hashed in chunks (goal ~1.0 still) and the PNG is decoded (what its cap saves).
+
+5. Scale (`scale`): --scale-count small photos (32x32 JPEGs with EXIF dates spread over ten years,
+   default 100,000) indexed with the tiny CLIP (time reported), against a 1,000-photo library built
+   the same way in the same run. On each, in a fresh child process: the library page's first
+   screen (`start_listing`, what the page calls when it opens: a page of 24, newest first, with its
+   thumbnails made), cold (no thumbnails yet, a new process) and warm (called again); and the start
+   check of watch mode on the unchanged library (`LibraryWatcher.catch_up(first=True)`, what
+   `modalgraph index --watch` runs before it watches). Printed as ratios to the baseline, with each
+   child's peak RSS (VmHWM) against the baseline's: memory must stay flat.
+
+    python bench/library.py --only scale                       # run only with --only
+    python bench/library.py --only scale --scale-count 3000    # a quick check of the part
 
 Without --model, the CLIP is a randomly initialised ViT-B/32 built from `CLIPConfig()`: the same
 architecture and cost as openai/clip-vit-base-patch32, which cannot be downloaded everywhere.
@@ -578,6 +591,149 @@ def bench_memory(work: Path, model_dir: Path, count: int) -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------- 5. scale
+
+SCALE_BASELINE = 1000
+SCALE_PAGE = 24  # the page's "Photos per page" default
+SCALE_FOLDER_SIZE = 1000  # photos per subfolder: no directory of 100k entries
+SCALE_YEARS = 10
+
+
+def make_small_photos(folder: Path, count: int, seed: int) -> float:
+    """`count` distinct 32x32 JPEGs under `folder` (1,000 to a subfolder), each with an EXIF date
+    taken at random in the last ten years, so the newest-first page has to find the newest. A
+    random 4x4 colour patch enlarged: distinct content (no two share an embedding) that compresses
+    to about a kilobyte. Returns the seconds taken."""
+    import numpy as np
+    from PIL import Image
+
+    from tests.exif_photos import exif_for
+
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    patches = rng.integers(0, 256, size=(count, 4, 4, 3), dtype=np.uint8)
+    seconds_back = rng.integers(0, SCALE_YEARS * 365 * 86400, size=count)
+    now = time.time()
+    for n in range(count):
+        sub = folder / f"{n // SCALE_FOLDER_SIZE:04d}"
+        if n % SCALE_FOLDER_SIZE == 0:
+            sub.mkdir(parents=True, exist_ok=True)
+        image = Image.fromarray(patches[n]).resize((32, 32), Image.Resampling.BILINEAR)
+        taken = time.strftime("%Y:%m:%d %H:%M:%S", time.localtime(now - int(seconds_back[n])))
+        image.save(sub / f"IMG_{n:06d}.jpg", "JPEG", quality=85, exif=exif_for(taken=taken).tobytes())
+    return time.perf_counter() - started
+
+
+def scale_probe(what: str, data_dir: str, model_dir: str, folder: str) -> None:
+    """In a fresh process: time `what` ("page" or "watch") on an indexed library and print one JSON
+    line with the seconds and this process's memory (RSS after imports, peak RSS after the work)."""
+    from agent.web.photo_grid import start_listing
+    from agent.web.serving import ServedFiles
+    from memory.library_watch import LibraryWatcher
+
+    before = _proc_status_mb("VmRSS")
+    # Opened lazily, as the server does: the cold page includes opening the manifest and Chroma.
+    app = _app(Path(data_dir), Path(model_dir))
+    index = app.image_index
+    result: dict[str, Any] = {}
+    if what == "page":
+        files = ServedFiles(app.settings)
+        for label in ("cold", "warm"):
+            started = time.perf_counter()
+            grid = start_listing(app, files, SCALE_PAGE)
+            result[f"{label}_seconds"] = round(time.perf_counter() - started, 4)
+            taken = [str(p.details.get("taken")) for p in grid.photos]
+            if len(grid.photos) != SCALE_PAGE or taken != sorted(taken, reverse=True):
+                raise SystemExit(f"the first screen is wrong: {len(grid.photos)} photos, {taken}")
+        result["thumbnails_made"] = sum(1 for _ in app.settings.thumbnails_dir.glob("??/*.jpg"))
+    else:
+        watcher = LibraryWatcher(index, [folder])
+        started = time.perf_counter()
+        report = watcher.catch_up(first=True)
+        result["seconds"] = round(time.perf_counter() - started, 3)
+        assert report is not None
+        if report.embedded or report.removed or not report.unchanged:
+            raise SystemExit(f"the library was not unchanged: {report}")
+        result["unchanged"] = report.unchanged
+    result["rss_after_imports_mb"] = round(before, 1)
+    result["peak_rss_mb"] = round(_proc_status_mb("VmHWM"), 1)
+    index.close()
+    print("SCALE_PROBE " + json.dumps(result), flush=True)
+
+
+def _proc_status_mb(field: str) -> float:
+    """A /proc/self/status memory figure in MB (ru_maxrss for VmHWM where there is no /proc)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _run_probe(what: str, data_dir: Path, model_dir: Path, folder: Path) -> dict[str, Any]:
+    # A fresh child: cold caches of this process, and its own peak RSS (see _peak_rss_of_index).
+    code = "import sys\nfrom bench.library import scale_probe\nscale_probe(*sys.argv[1:])\n"
+    env = {**os.environ, "MODALGRAPH_CONFIG": str(data_dir / "no-config.toml")}
+    result = subprocess.run(
+        [sys.executable, "-c", code, what, str(data_dir), str(model_dir), str(folder)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0 or "SCALE_PROBE " not in result.stdout:
+        raise SystemExit(f"the {what} probe failed: {result.stderr[-2000:]}")
+    return dict(json.loads(result.stdout.rsplit("SCALE_PROBE ", 1)[1].splitlines()[0]))
+
+
+def _scale_library(work: Path, model_dir: Path, name: str, count: int, seed: int) -> dict[str, Any]:
+    folder, data_dir = work / f"scale-{name}", work / f"data-scale-{name}"
+    generated = make_small_photos(folder, count, seed)
+    app = _app(data_dir, model_dir)
+    try:
+        report = app.image_index.index([folder], batch_size=256)
+    finally:
+        app.image_index.close()
+    if report.embedded != count:
+        raise SystemExit(f"indexed {report.embedded} of {count} photos: {report.skipped[:3]}")
+    figures: dict[str, Any] = {
+        "photos": count,
+        "generate_seconds": round(generated, 1),
+        "index_seconds": round(report.seconds, 1),
+        "index_images_per_second": round(report.images_per_second, 1),
+    }
+    figures["page"] = _run_probe("page", data_dir, model_dir, folder)
+    figures["watch_start"] = _run_probe("watch", data_dir, model_dir, folder)
+    print(json.dumps({name: figures}), file=sys.stderr, flush=True)
+    return figures
+
+
+def bench_scale(work: Path, model_dir: Path, count: int) -> dict[str, Any]:
+    baseline = _scale_library(work, model_dir, "baseline", SCALE_BASELINE, seed=5)
+    large = _scale_library(work, model_dir, "large", count, seed=6)
+
+    def ratio(a: float, b: float) -> float:
+        return round(a / b, 2) if b else float("inf")
+
+    return {
+        "model": str(model_dir),
+        "baseline": baseline,
+        "large": large,
+        "photos_ratio": ratio(count, SCALE_BASELINE),
+        "page_cold_ratio": ratio(large["page"]["cold_seconds"], baseline["page"]["cold_seconds"]),
+        "page_warm_ratio": ratio(large["page"]["warm_seconds"], baseline["page"]["warm_seconds"]),
+        "watch_start_ratio": ratio(large["watch_start"]["seconds"], baseline["watch_start"]["seconds"]),
+        "page_peak_rss_ratio": ratio(large["page"]["peak_rss_mb"], baseline["page"]["peak_rss_mb"]),
+        "watch_peak_rss_ratio": ratio(
+            large["watch_start"]["peak_rss_mb"], baseline["watch_start"]["peak_rss_mb"]
+        ),
+        "goals": "page cold < 1 s at the large size; watch start in seconds; peak RSS ratios ~1",
+    }
+
+
 # --------------------------------------------------------------------------- 4. oversized files
 
 
@@ -679,12 +835,37 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--model", type=Path, help="a CLIP checkpoint folder (default: random ViT-B/32)")
     parser.add_argument(
-        "--skip", default="", help="comma list of parts to skip: throughput,queries,memory,caps"
+        "--skip",
+        default="",
+        help="comma list of parts to skip: throughput,queries,filters,metadata,nomatch,memory,caps,scale",
+    )
+    parser.add_argument(
+        "--scale-count",
+        type=int,
+        default=100_000,
+        help="small photos for the scale part, which runs only with --only scale (0: skip)",
+    )
+    parser.add_argument(
+        "--only", default="", help="comma list of parts to run, the others skipped (e.g. scale)"
     )
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "library.json")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
+    parts = {"throughput", "queries", "filters", "metadata", "nomatch", "memory", "caps", "scale"}
+    only = set(filter(None, args.only.split(",")))
+    if only - parts or skip - parts:
+        parser.error(
+            f"unknown part(s): {', '.join(sorted((only | skip) - parts))}; parts: {', '.join(sorted(parts))}"
+        )
+    if only:
+        skip = parts - only
+    elif "scale" not in skip:
+        # Opt-in: it writes 100k files and takes minutes, so the commands that name the parts to
+        # skip (written before it existed) do not start it.
+        skip.add("scale")
+    if args.scale_count < 0:
+        parser.error("--scale-count is a number of photos, 0 or more")
 
     import torch
 
@@ -725,6 +906,9 @@ def main(argv: list[str] | None = None) -> int:
         if "caps" not in skip and args.caps_images > 0:
             results["caps"] = bench_caps(work, tiny_clip(work / "clip-tiny"), args.caps_images)
             print(json.dumps(results["caps"]), file=sys.stderr, flush=True)
+        if "scale" not in skip and args.scale_count > 0:
+            results["scale"] = bench_scale(work, tiny_clip(work / "clip-tiny"), args.scale_count)
+            print(json.dumps(results["scale"]), file=sys.stderr, flush=True)
     results["self_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))

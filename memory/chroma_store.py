@@ -199,10 +199,16 @@ class ChromaStore:
             stop = start + limit
             self._call(collection.update, ids=list(ids[start:stop]), metadatas=metadatas[start:stop])
 
-    def matching(self, collection: Any, where: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-        """Every record the filter lets through, with its metadata (no vectors)."""
-        found = self._call(collection.get, where=where, include=["metadatas"])
+    def matching(self, collection: Any, where: dict[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
+        """Every record the filter lets through (all of them for None), with its metadata (no vectors)."""
+        found = self._call(collection.get, where=where or None, include=["metadatas"])
         return [(id_, dict(meta or {})) for id_, meta in zip(found["ids"], found["metadatas"], strict=True)]
+
+    def count_matching(self, collection: Any, where: dict[str, Any] | None, limit: int) -> int:
+        """How many records the filter lets through, counting no further than `limit`: ids only,
+        so a probe costs little however large the library."""
+        found = self._call(collection.get, where=where or None, limit=limit, include=[])
+        return len(found["ids"])
 
     def vectors(self, collection: Any, ids: Sequence[str]) -> dict[str, np.ndarray]:
         import numpy as np

@@ -15,8 +15,10 @@ import hashlib
 import io
 import os
 import stat
+import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from struct import error as struct_error
@@ -27,11 +29,27 @@ from agent.core.errors import one_line
 if TYPE_CHECKING:
     from PIL import Image
 
-# Formats the issue promises; matched on the suffix, so a text file renamed `.png` is tried and
-# reported as not an image, while `.txt` or `.mp4` files are ignored silently.
+# Formats indexed; matched on the suffix, so a text file renamed `.png` is tried and reported as
+# not an image, while `.txt` or `.mp4` files are ignored silently. HEIC/HEIF (what phones save) is
+# decoded by pillow-heif, AVIF by Pillow itself (11.2 and later).
 IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"}
+    {
+        *(".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"),
+        *(".heic", ".heif", ".hif", ".avif"),
+    }
 )
+# Camera RAW files: listed as skipped with `raw_reason` rather than passed over, since a user who
+# shoots RAW would otherwise wonder where half the library went. Pillow would decode some of them
+# (a DNG is a TIFF) into the small embedded preview at best, so none is tried.
+RAW_SUFFIXES = frozenset(
+    {
+        *(".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".dng", ".raf", ".orf"),
+        *(".rw2", ".pef", ".srw", ".x3f", ".3fr", ".erf", ".kdc", ".mrw", ".iiq", ".rwl"),
+    }
+)
+# ISO base media "ftyp" brands of HEIF stills and of AVIF, to name the format of a file that fails.
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"})
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
 
 
 # Files up to this size are read whole, once, for both the hash and the decoder (one read of a
@@ -53,6 +71,13 @@ _FILE_KINDS = {
 
 class ImageDecodeError(Exception):
     """A file that cannot be used as an image; the message is the reason shown to the user."""
+
+
+class FileVanishedError(ImageDecodeError):
+    """A file that was found, then deleted (or moved) before it could be read."""
+
+    def __init__(self) -> None:
+        super().__init__("gone before it could be read (deleted or moved)")
 
 
 class FileTooLargeError(ImageDecodeError):
@@ -104,6 +129,14 @@ def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
 
 
+def raw_reason(name: str) -> str | None:
+    """Why a camera RAW file is not indexed, or None for any other file."""
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix not in RAW_SUFFIXES:
+        return None
+    return f"RAW photo ({suffix[1:].upper()}): not decoded; export it as JPEG or HEIC to index it"
+
+
 def real_path(path: Path) -> Path:
     """`path` with every symlink resolved: what the library rule judges (see `scan_folder`)."""
     return Path(os.path.realpath(path))
@@ -120,15 +153,59 @@ def scan_folder(root: Path, library: Sequence[Path] = ()) -> ScanResult:
     files without an image suffix. Paths are reported under `root` as the user sees them.
     """
     result = ScanResult()
+    # (path as the user sees it, its real path): a folder's real path gives its plain entries' real
+    # paths without resolving each one, which would cost a few system calls per photo.
+    _walk([(root, real_path(root))], set(), root, _inside_rule(root, library), result)
+    return result
+
+
+def scan_names(folder: Path, names: Collection[str], root: Path, library: Sequence[Path] = ()) -> ScanResult:
+    """The entries called `names` in `folder` (inside `root`), judged as `scan_folder` judges them,
+    with the folders among them walked whole: what a watcher needs for a few changed paths, without
+    walking the rest of the library. A name not in the result is gone (or hidden, or not an image)."""
+    result = ScanResult()
+    inside = _inside_rule(root, library)
+    visited: set[tuple[int, int]] = set()
+    try:
+        info = folder.stat()
+        # Neither the folder nor its root is walked again through a link inside a new subfolder.
+        visited.add((info.st_dev, info.st_ino))
+        with os.scandir(folder) as listing:
+            entries = sorted((e for e in listing if e.name in names), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return result  # the folder went with its entries: all of them are gone
+    except OSError as exc:
+        result.unreadable_dirs.append((folder, exc.strerror or str(exc)))
+        return result
+    with suppress(OSError):
+        info = root.stat()
+        visited.add((info.st_dev, info.st_ino))
+    real = real_path(folder)
+    subfolders: list[tuple[Path, Path]] = []
+    for entry in entries:
+        if not entry.name.startswith("."):
+            _scan_entry(entry, real, root, inside, result, subfolders)
+    _walk(list(reversed(subfolders)), visited, root, inside, result)
+    return result
+
+
+def _inside_rule(root: Path, library: Sequence[Path]) -> Callable[[Path], bool]:
     allowed = [real_path(folder) for folder in (root, *library)]
 
     def inside(path: Path) -> bool:
         return any(path.is_relative_to(folder) for folder in allowed)
 
-    visited: set[tuple[int, int]] = set()
-    # (path as the user sees it, its real path): a folder's real path gives its plain entries' real
-    # paths without resolving each one, which would cost a few system calls per photo.
-    stack = [(root, real_path(root))]
+    return inside
+
+
+def _walk(
+    stack: list[tuple[Path, Path]],
+    visited: set[tuple[int, int]],
+    root: Path,
+    inside: Callable[[Path], bool],
+    result: ScanResult,
+) -> None:
+    """Walk the (folder, real path) pairs on `stack` and every folder below them into `result`."""
     while stack:
         folder, real = stack.pop()
         entries = _list_folder(folder, visited, result)
@@ -138,7 +215,6 @@ def scan_folder(root: Path, library: Sequence[Path] = ()) -> ScanResult:
                 _scan_entry(entry, real, root, inside, result, subfolders)
         # Reversed so the stack pops folders in name order: a stable order makes resumes predictable.
         stack.extend(reversed(subfolders))
-    return result
 
 
 def _list_folder(folder: Path, visited: set[tuple[int, int]], result: ScanResult) -> list[os.DirEntry[str]]:
@@ -184,6 +260,9 @@ def _scan_entry(
         else:
             result.skipped.append(_scan_skip(entry, LINK_OUTSIDE))
     elif not is_image_name(entry.name):
+        raw = raw_reason(entry.name)
+        if raw is not None and inside(real) and stat.S_ISREG(info.st_mode):
+            result.skipped.append(_scan_skip(entry, raw))
         return  # not offered as a photo: `.txt` files and the like are not worth a line
     elif not inside(real):
         result.skipped.append(_scan_skip(entry, LINK_OUTSIDE))
@@ -229,6 +308,8 @@ def open_regular(path: Path) -> BinaryIO:
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise FileVanishedError from None
     except OSError as exc:
         raise ImageDecodeError(f"cannot read: {exc.strerror or exc}") from None
     try:
@@ -315,6 +396,25 @@ _ORIENTATION_FIX = {
 _EXIF_ORIENTATION = 0x0112
 _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
 _bomb_warning_silenced = False
+_heif_lock = threading.Lock()
+_heif_registered: bool | None = None  # None: not tried yet
+
+
+def register_heif() -> bool:
+    """Teach Pillow HEIC/HEIF through pillow-heif, once per process, on the first decode: importing
+    it loads libheif, which `--help` and searches never need. False when it is not installed."""
+    global _heif_registered
+    if _heif_registered is None:
+        with _heif_lock:
+            if _heif_registered is None:
+                try:
+                    import pillow_heif
+                except ImportError:
+                    _heif_registered = False
+                else:
+                    pillow_heif.register_heif_opener()
+                    _heif_registered = True
+    return _heif_registered
 
 
 def _silence_bomb_warning() -> None:
@@ -371,6 +471,7 @@ def _decode(stream: BinaryIO, min_side: int, max_pixels: int | None) -> DecodedI
     from PIL import Image, UnidentifiedImageError
 
     _silence_bomb_warning()
+    register_heif()
     try:
         image = Image.open(stream)
         width, height = image.size
@@ -398,7 +499,7 @@ def _decode(stream: BinaryIO, min_side: int, max_pixels: int | None) -> DecodedI
                 width, height = height, width
         return DecodedImage(image, width, height, exif, stored_size)
     except UnidentifiedImageError:
-        raise ImageDecodeError("not an image (unrecognised format)") from None
+        raise ImageDecodeError(_unidentified_reason(stream)) from None
     except Image.DecompressionBombError:
         raise ImageDecodeError(
             f"too large: over {2 * (Image.MAX_IMAGE_PIXELS or 0) // 10**6} megapixels"
@@ -417,20 +518,53 @@ def read_exif(path: Path, max_pixels: int | None = None) -> tuple[Image.Exif | N
     from PIL import Image, UnidentifiedImageError
 
     _silence_bomb_warning()
+    register_heif()
     try:
-        with open_regular(path) as stream, Image.open(stream) as image:
-            size = image.size
-            if max_pixels is not None and size[0] * size[1] > max_pixels:
-                raise TooManyPixelsError(*size)
-            exif = image.getexif()
-            _load_sub_blocks(exif)
-            return exif, size
-    except UnidentifiedImageError:
-        raise ImageDecodeError("not an image (unrecognised format)") from None
+        with open_regular(path) as stream:
+            try:
+                image = Image.open(stream)
+            except UnidentifiedImageError:
+                raise ImageDecodeError(_unidentified_reason(stream)) from None
+            with image:
+                size = image.size
+                if max_pixels is not None and size[0] * size[1] > max_pixels:
+                    raise TooManyPixelsError(*size)
+                exif = image.getexif()
+                _load_sub_blocks(exif)
+                return exif, size
     except ImageDecodeError:
         raise
     except Exception as exc:  # PIL reports broken headers with many types
         raise ImageDecodeError(f"corrupt image: {one_line(exc)}") from None
+
+
+def _unidentified_reason(stream: BinaryIO) -> str:
+    """Why Pillow recognised no format: a HEIF or AVIF container is named, with libheif's own
+    reason for a broken HEIC (Pillow only says "cannot identify"); anything else is not an image."""
+    try:
+        stream.seek(0)
+        head = stream.read(32)
+    except OSError:
+        head = b""
+    brand = head[8:12] if head[4:8] == b"ftyp" else b""
+    if brand in _AVIF_BRANDS:
+        from PIL import features
+
+        if not features.check("avif"):
+            return "AVIF image, but this Pillow cannot decode AVIF: upgrade Pillow to 11.2 or later"
+        return "corrupt AVIF image"
+    if brand not in _HEIF_BRANDS:
+        return "not an image (unrecognised format)"
+    if not register_heif():
+        return "HEIC/HEIF image, but pillow-heif is not installed: `pip install pillow-heif` to index it"
+    import pillow_heif
+
+    try:
+        stream.seek(0)
+        pillow_heif.open_heif(stream).load()
+    except Exception as exc:  # libheif's reason, whatever its type
+        return f"corrupt HEIC/HEIF image: {one_line(exc)}"
+    return "corrupt HEIC/HEIF image"
 
 
 def iter_chunks(items: list[ImageFile], size: int) -> Iterator[list[ImageFile]]:

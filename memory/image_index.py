@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,21 +28,26 @@ from agent.core.text import shown_path
 from memory.chroma_store import ChromaStore, CollectionInfo, EmbeddingModel, ModelMismatchError, Neighbour
 from memory.image_files import (
     FileTooLargeError,
+    FileVanishedError,
     ImageDecodeError,
     ImageFile,
+    ScanResult,
     TooManyPixelsError,
     decode_image,
     iter_chunks,
     read_and_hash,
     read_exif,
     scan_folder,
+    scan_names,
 )
 from memory.index_limits import IndexLimits
 from memory.library_manifest import FileRow, LibraryManifest, PhotoRow, RootStatus, SkippedRow
 from memory.library_roots import manifest_path
 from memory.match_check import SAMPLE_SIZE, Calibration, calibrate, judge
+from memory.perceptual_hash import perceptual_hash
 from memory.photo_filters import PhotoFilters
 from memory.photo_metadata import META_VERSION, PhotoMetadata, add_places, read_photo_metadata
+from memory.photo_pages import Cursor, PageReader
 from memory.stored_paths import PATH_BYTES_KEY, is_utf8, path_from_metadata, path_metadata
 
 if TYPE_CHECKING:
@@ -92,6 +97,7 @@ class IndexReport:
     embed_seconds: float = 0.0  # the model's forward passes, included in `seconds`
     cancelled: bool = False
     metadata_filled: int = 0  # photos indexed before whose metadata this run read (no re-embedding)
+    vanished: list[str] = field(default_factory=list)  # found, then gone before they could be read
 
     @property
     def processed(self) -> int:
@@ -204,7 +210,9 @@ class _Prepared:
     width: int | None = None
     height: int | None = None
     meta: PhotoMetadata | None = None
+    phash: str | None = None
     error: str | None = None
+    vanished: bool = False  # deleted or moved between the scan and the read
 
 
 # Below this much free space on the index's disk, no further batch is written (see `_check_room`).
@@ -263,31 +271,75 @@ class ImageIndex:
 
         Unusable files never stop the run: they are listed in `report.skipped`, each with a reason.
         """
+
+        def plan(name: str, report: IndexReport) -> tuple[list[ImageFile], list[str]]:
+            # Registers new folders: only once this run holds the lock, so that a run refused
+            # because another is busy leaves no empty folder behind.
+            targets = self._targets(folders)
+            report.roots = sorted({root for root, _ in targets})
+            todo: list[ImageFile] = []
+            finished_roots: list[str] = []
+            for root, folder in targets:
+                if self._root_missing(name, root, folder):
+                    report.missing_roots.append(folder)
+                    continue
+                todo += self._plan_folder(name, root, folder, report)
+                if folder == root:  # a walk of a subfolder does not refresh the whole root
+                    finished_roots.append(root)
+            return todo, finished_roots
+
+        return self._run(plan, progress, cancel, batch_size)
+
+    def index_changes(
+        self,
+        paths: Iterable[str | Path],
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        batch_size: int | None = None,
+    ) -> IndexReport:
+        """Bring the index up to date with these changed paths (files or folders, added, changed or
+        gone), as a watcher reports them, without walking the rest of the library: a path that
+        exists is indexed like `index` would (a folder with all it holds), a path that is gone leaves
+        the index with everything under it. A moved file's content is known: it is not embedded
+        again. Paths outside the indexed folders, and hidden ones, are passed over."""
+        changed = [Path(p) for p in paths]
+
+        def plan(name: str, report: IndexReport) -> tuple[list[ImageFile], list[str]]:
+            todo: list[ImageFile] = []
+            for root, inside in _by_root(changed, self.manifest.roots()).items():
+                report.roots.append(root)
+                if self._root_missing(name, root, root):
+                    report.missing_roots.append(root)
+                elif Path(root) in inside:  # the root itself changed (made readable again, say)
+                    todo += self._plan_folder(name, root, root, report)
+                else:
+                    todo += self._plan_changes(name, root, inside, report)
+            return todo, []
+
+        return self._run(plan, progress, cancel, batch_size)
+
+    def _run(
+        self,
+        plan: Callable[[str, IndexReport], tuple[list[ImageFile], list[str]]],
+        progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+        batch_size: int | None,
+    ) -> IndexReport:
+        """One index run: under the lock, `plan` forgets what is gone and returns (files to embed,
+        roots walked whole); those files are embedded batch by batch, each batch committed."""
         notify = progress or (lambda _event: None)
         cancel = cancel or threading.Event()
         batch_size = batch_size or self.settings.clip_batch_size
         started = time.perf_counter()
         model = self.embedding_model()  # first: a missing model must not leave a folder registered
         with self._exclusive():
-            # Registers new folders: only once this run holds the lock, so that a run refused
-            # because another is busy leaves no empty folder behind.
-            targets = self._targets(folders)
-            report = IndexReport(roots=sorted({root for root, _ in targets}), model_id=model.model_id)
+            report = IndexReport(roots=[], model_id=model.model_id)
             collection = self.store.open(model, create=True)
             name = model.collection_name
             known = self._recover(collection, name)
 
             notify(IndexProgress("scanning", 0, 0))
-            todo: list[ImageFile] = []
-            finished_roots: list[str] = []
-            for root, folder in targets:
-                if not Path(folder).is_dir():
-                    report.missing_roots.append(folder)
-                    continue
-                todo += self._plan_folder(name, root, folder, report)
-                if folder == root:  # a walk of a subfolder does not refresh the whole root
-                    finished_roots.append(root)
-
+            todo, finished_roots = plan(name, report)
             if todo and not cancel.is_set():
                 self._embed_files(todo, collection, name, known, batch_size, report, notify, cancel)
             self._drop_orphans(collection, name)
@@ -300,6 +352,32 @@ class ImageIndex:
         report.seconds = time.perf_counter() - started
         return report
 
+    def _root_missing(self, collection: str, root: str, folder: str) -> bool:
+        """Whether a folder to walk is not there to judge: gone, or an empty folder where indexed
+        photos were (see `looks_unmounted`). Its records are kept either way: reading "no files" as
+        "every photo deleted" would empty the index, then embed the whole drive again once it is back."""
+        path = Path(folder)
+        if not path.is_dir():
+            return True
+        return _is_empty(path) and self._holds_records(collection, root, folder)
+
+    def looks_unmounted(self, folder: str | Path) -> bool:
+        """Whether `folder` is an empty folder under which photos are indexed: the mount point of a
+        drive that is not mounted, as far as anything can tell (a user who deletes every photo of a
+        folder is told its records are kept, and `--forget` drops them)."""
+        path = Path(folder)
+        if not path.is_dir() or not _is_empty(path):
+            return False
+        name = self.embedding_model().collection_name
+        root = next((r for r in self.manifest.roots() if path.is_relative_to(r)), None)
+        return root is not None and self._holds_records(name, root, str(path))
+
+    def _holds_records(self, collection: str, root: str, folder: str) -> bool:
+        if folder == root:
+            return self.manifest.has_files(collection, root)
+        prefix = folder.rstrip(os.sep) + os.sep
+        return any(p.startswith(prefix) for p in self.manifest.files_under(collection, root))
+
     def _targets(self, folders: Sequence[str | Path] | None) -> list[tuple[str, str]]:
         """(root, folder to walk) pairs. A folder inside an indexed root is walked as part of it; a
         folder that contains indexed roots absorbs them."""
@@ -309,16 +387,7 @@ class ImageIndex:
                 raise ToolInputError("no folders indexed yet: run `modalgraph index FOLDER`")
             return [(root, root) for root in roots]
         walk: list[Path] = []
-        for raw in folders:
-            folder = Path(raw).expanduser()
-            try:
-                folder = folder.resolve(strict=True)
-            except (OSError, RuntimeError):
-                raise ToolInputError(f"folder not found: {shown_path(raw)}") from None
-            if not folder.is_dir():
-                raise ToolInputError(
-                    f"not a folder: {shown_path(raw)} (give the folder that holds your photos)"
-                )
+        for folder in self.check_folders(folders):
             if not any(folder.is_relative_to(r) for r in roots):
                 inner = [r for r in roots if Path(r).is_relative_to(folder)]
                 self.manifest.add_root(str(folder), absorbed=inner)
@@ -332,21 +401,73 @@ class ImageIndex:
             targets.append((root, str(folder)))
         return targets
 
+    @staticmethod
+    def check_folders(folders: Sequence[str | Path]) -> list[Path]:
+        """The folders resolved, or a one-line error naming the first that is not a folder."""
+        checked = []
+        for raw in folders:
+            folder = Path(raw).expanduser()
+            try:
+                folder = folder.resolve(strict=True)
+            except (OSError, RuntimeError):
+                raise ToolInputError(f"folder not found: {shown_path(raw)}") from None
+            if not folder.is_dir():
+                raise ToolInputError(
+                    f"not a folder: {shown_path(raw)} (give the folder that holds your photos)"
+                )
+            checked.append(folder)
+        return checked
+
     def _plan_folder(self, collection: str, root: str, folder: str, report: IndexReport) -> list[ImageFile]:
         """Scan one folder: forget deleted files now, record what cannot be indexed, return new and
         changed files to embed."""
         scan = scan_folder(Path(folder), [Path(r) for r in self.manifest.roots()])
-        report.unreadable_dirs += [(str(p), reason) for p, reason in scan.unreadable_dirs]
         prefix = folder.rstrip(os.sep) + os.sep
+
+        def in_scope(path: str) -> bool:
+            return folder == root or path.startswith(prefix)
+
+        return self._plan_scan(collection, root, scan, in_scope, report)
+
+    def _plan_changes(
+        self, collection: str, root: str, changed: list[Path], report: IndexReport
+    ) -> list[ImageFile]:
+        """Scan just the changed paths under one root, each with what it holds; see `index_changes`."""
+        by_folder: dict[Path, set[str]] = {}
+        for path in changed:
+            by_folder.setdefault(path.parent, set()).add(path.name)
+        library = [Path(r) for r in self.manifest.roots()]
+        scan = ScanResult()
+        for folder, names in sorted(by_folder.items()):
+            part = scan_names(folder, names, Path(root), library)
+            scan.files += part.files
+            scan.skipped += part.skipped
+            scan.unreadable_dirs += part.unreadable_dirs
+        exact = {str(p) for p in changed}
+        # Only a path that is not a plain file now (a folder, or gone) can have had files under it.
+        prefixes = tuple(str(p) + os.sep for p in changed if not p.is_file())
+
+        def in_scope(path: str) -> bool:
+            return path in exact or path.startswith(prefixes)
+
+        return self._plan_scan(collection, root, scan, in_scope, report)
+
+    def _plan_scan(
+        self,
+        collection: str,
+        root: str,
+        scan: ScanResult,
+        in_scope: Callable[[str], bool],
+        report: IndexReport,
+    ) -> list[ImageFile]:
+        """Sort what a scan of the paths `in_scope` found: forget the files it no longer finds,
+        record what cannot be indexed, return new and changed files to embed."""
+        report.unreadable_dirs += [(str(p), reason) for p, reason in scan.unreadable_dirs]
         known = {
-            path: row
-            for path, row in self.manifest.files_under(collection, root).items()
-            if folder == root or path.startswith(prefix)
+            path: row for path, row in self.manifest.files_under(collection, root).items() if in_scope(path)
         }
         previously_skipped = {
-            path: row
-            for path, row in self.manifest.skipped_under(collection, root).items()
-            if folder == root or path.startswith(prefix)
+            path: row for path, row in self.manifest.skipped_under(collection, root).items() if in_scope(path)
         }
         report.scanned += len(scan.files)
         limits = IndexLimits.from_settings(self.settings)
@@ -457,7 +578,12 @@ class ImageIndex:
         """Embed one batch and record it, in the order that keeps the manifest's invariant. A file
         whose record Chroma cannot take is skipped with the reason; the rest of the batch goes on."""
         _add_places([item.meta for item in batch if item.meta is not None])
-        rows, skipped, fresh = _sort_batch(batch, known)
+        rows, skipped, fresh, vanished = _sort_batch(batch, known)
+        if vanished:
+            # Gone, not unreadable: no "skipped" row that would outlive the file; an indexed
+            # file's record leaves with it.
+            self.manifest.forget_paths(name, vanished)
+            report.vanished += vanished
         failed = self._store_vectors(fresh, encoder, collection, name, report) if fresh else {}
         for row in [r for r in rows if r.hash in failed]:
             skipped.append(SkippedRow(row.path, row.root, failed[row.hash], row.size, row.mtime_ns))
@@ -588,6 +714,31 @@ class ImageIndex:
                 self.manifest.clear_pending(collection_name, orphans)
         return len(pairs)
 
+    def forget_files(self, paths: Sequence[str]) -> int:
+        """Drop files that left the library (moved away by `library duplicates --move-to`) from every
+        model's collection, now rather than at the next index run: a search must not show them.
+        Vectors no remaining file refers to are deleted. The caller holds `lock()`."""
+        dropped = 0
+        for collection_name in self.manifest.collections():
+            self.manifest.forget_paths(collection_name, paths)
+            orphans = self.manifest.orphaned_pending(collection_name)
+            collection = self._collection_by_name(collection_name)
+            if collection is not None and orphans:
+                self.store.delete(collection, orphans)
+            self.manifest.clear_pending(collection_name, orphans)
+            dropped += len(orphans)
+        return dropped
+
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the index for a change made outside `index` (moving files): refused, with one line,
+        while an index run is going."""
+        return self._exclusive()
+
+    def vectors(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored unit vectors of these content hashes (those the collection holds)."""
+        _model, collection = self._searchable()
+        return self.store.vectors(collection, list(hashes))
+
     def _collection_by_name(self, name: str) -> Any | None:
         try:
             return self.store.client.get_collection(name=name, embedding_function=None)
@@ -702,12 +853,30 @@ class ImageIndex:
 
     def newest(self, filters: PhotoFilters, k: int) -> list[SearchHit]:
         """The k newest photos (by date taken) that the filters let through."""
+        return self.newest_page(filters, k)[0]
+
+    def newest_page(
+        self, filters: PhotoFilters, k: int, after: Cursor | None = None
+    ) -> tuple[list[SearchHit], Cursor | None]:
+        """A page of the filtered photos, newest first: up to k after `after` (the cursor of the
+        previous page), and the cursor of this page's end, None when nothing follows.
+
+        Reads a few days' records rather than the whole library (`memory.photo_pages`)."""
+        if k < 1:
+            raise ToolInputError("k must be at least 1")
         model, collection = self._searchable()
-        records = self.store.matching(collection, filters.where() or {})
-        records.sort(key=lambda record: (str(record[1].get("taken") or ""), record[0]), reverse=True)
-        return self._hits(
-            [Neighbour(id_, 0.0, meta) for id_, meta in records], model.collection_name, k, frozenset()
-        )
+        reader = PageReader(self.store, collection, filters.where())
+
+        def to_hits(records: list[tuple[str, dict[str, Any]]], count: int) -> list[SearchHit]:
+            neighbours = [Neighbour(id_, 0.0, meta) for id_, meta in records]
+            return self._hits(neighbours, model.collection_name, count, frozenset())
+
+        # One more than asked says whether another page follows.
+        hits = reader.page(k + 1, after, to_hits)
+        if len(hits) <= k:
+            return hits, None
+        last = hits[k - 1]
+        return hits[:k], (last.taken or "", last.hash)
 
     def search_vector(
         self,
@@ -825,7 +994,11 @@ def _prepare(item: ImageFile, known: set[str], encoder: _LazyEncoder, limits: In
         decoded = decode_image(item.path if data is None else data, model.image_side, limits.max_pixels)
         result.width, result.height = decoded.width, decoded.height
         result.meta = read_photo_metadata(decoded.exif, decoded.stored_size, item.path, item.mtime_ns / 1e9)
+        # From the pixels decoded anyway: `library duplicates` then never decodes the library again.
+        result.phash = perceptual_hash(decoded.image)
         result.pixels = model.prepare(decoded.image)
+    except FileVanishedError as exc:
+        result.vanished, result.error = True, str(exc)
     except ImageDecodeError as exc:
         result.error = _skip_reason(exc, item.size, limits)
     except ModalgraphError:
@@ -869,6 +1042,33 @@ def _check_query_image(source: Path) -> None:
         raise ToolInputError(f"{shown} is not a regular file: give one image file to search by")
 
 
+def _is_empty(folder: Path) -> bool:
+    try:
+        with os.scandir(folder) as listing:
+            return next(listing, None) is None
+    except OSError:
+        return False  # unreadable: the scan says so, and forgets nothing under it
+
+
+def _by_root(paths: Iterable[Path], roots: Sequence[str]) -> dict[str, list[Path]]:
+    """Changed paths by the indexed root they lie in. Left out: paths outside every root, hidden
+    ones (the scan passes over them too) and those inside another changed path, whose walk sees
+    them."""
+    found: dict[str, set[Path]] = {}
+    for path in paths:
+        root = next((r for r in roots if path.is_relative_to(r)), None)
+        if root is None or any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        found.setdefault(root, set()).add(path)
+    grouped = {}
+    for root, inside in sorted(found.items()):
+        top = Path(root)
+        grouped[root] = sorted(
+            p for p in inside if p == top or not any(a in inside for a in p.parents if a.is_relative_to(top))
+        )
+    return grouped
+
+
 def _same_file(row: SkippedRow, item: ImageFile) -> bool:
     return row.size == item.size and row.mtime_ns == item.mtime_ns
 
@@ -884,13 +1084,18 @@ def _listed(row: SkippedRow, before: SkippedRow | None, report: IndexReport) -> 
 
 def _sort_batch(
     batch: list[_Prepared], known: set[str]
-) -> tuple[list[FileRow], list[SkippedRow], dict[str, tuple[_Prepared, dict[str, Any]]]]:
-    """A prepared batch as (file rows, skipped rows, new content by hash with its Chroma metadata)."""
+) -> tuple[list[FileRow], list[SkippedRow], dict[str, tuple[_Prepared, dict[str, Any]]], list[str]]:
+    """A prepared batch as (file rows, skipped rows, new content by hash with its Chroma metadata,
+    paths gone since the scan)."""
     rows: list[FileRow] = []
     skipped: list[SkippedRow] = []
     fresh: dict[str, tuple[_Prepared, dict[str, Any]]] = {}
+    vanished: list[str] = []
     for item in batch:
         path, root = str(item.file.path), str(item.file.root)
+        if item.vanished:
+            vanished.append(path)
+            continue
         size, mtime_ns = item.file.size, item.file.mtime_ns
         # `known` only grows during a run, so a file the worker did not decode is in it.
         new = item.error is None and item.digest not in known and item.digest not in fresh
@@ -906,7 +1111,7 @@ def _sort_batch(
         rows.append(FileRow(path, root, item.digest, size, mtime_ns))
         if new:
             fresh[item.digest] = (item, meta)
-    return rows, skipped, fresh
+    return rows, skipped, fresh, vanished
 
 
 def _metadata(item: _Prepared) -> dict[str, Any]:
@@ -942,7 +1147,9 @@ def photo_record(meta: PhotoMetadata, root: str) -> dict[str, Any]:
 
 def _photo_row(digest: str, item: _Prepared, record: dict[str, Any]) -> PhotoRow:
     problems = item.meta.problems if item.meta is not None else []
-    return PhotoRow(digest, META_VERSION, _photo_fields(record), [p for p in problems if is_utf8(p)])
+    return PhotoRow(
+        digest, META_VERSION, _photo_fields(record), [p for p in problems if is_utf8(p)], item.phash
+    )
 
 
 def _photo_fields(record: dict[str, Any]) -> dict[str, Any]:

@@ -32,7 +32,9 @@ from memory.stored_paths import path_from_db, path_to_db
 
 # 2: the `photos` table (when, where, with what). A version-1 manifest gains it on open, empty, and
 # the next `modalgraph index` fills it without embedding anything again.
-SCHEMA_VERSION = 2
+# 3: the `perceptual` table (each content's perceptual hash, for `library duplicates`). An older
+# manifest gains it empty; `memory.duplicates` computes the missing hashes on first use.
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS roots (
     path TEXT PRIMARY KEY,
@@ -72,6 +74,12 @@ CREATE TABLE IF NOT EXISTS photos (
     problems TEXT NOT NULL,
     PRIMARY KEY (collection, hash)
 );
+CREATE TABLE IF NOT EXISTS perceptual (
+    collection TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    phash TEXT NOT NULL,
+    PRIMARY KEY (collection, hash)
+);
 CREATE TABLE IF NOT EXISTS root_runs (
     collection TEXT NOT NULL,
     root TEXT NOT NULL,
@@ -100,6 +108,7 @@ class PhotoRow:
     version: int
     record: dict[str, Any]
     problems: list[str]
+    phash: str | None = None  # the perceptual hash (`memory.perceptual_hash`), when computed
 
 
 @dataclass(frozen=True)
@@ -216,6 +225,12 @@ class LibraryManifest:
             found[path] = FileRow(path, root, digest, size, mtime_ns)
         return found
 
+    def has_files(self, collection: str, root: str) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM files WHERE collection = ? AND root = ? LIMIT 1", (collection, path_to_db(root))
+        ).fetchone()
+        return row is not None
+
     def known_hashes(self, collection: str) -> set[str]:
         """Hashes whose vectors are in Chroma: referenced by a file, or pending (upserted, maybe)."""
         rows = self._conn.execute(
@@ -311,6 +326,52 @@ class LibraryManifest:
                 pairs = [(collection, h) for h in hashes]
                 conn.executemany("DELETE FROM pending WHERE collection = ? AND hash = ?", pairs)
                 conn.executemany("DELETE FROM photos WHERE collection = ? AND hash = ?", pairs)
+                conn.executemany("DELETE FROM perceptual WHERE collection = ? AND hash = ?", pairs)
+
+    # ----------------------------------------------------------------- duplicates
+
+    def all_files(self, collection: str) -> list[FileRow]:
+        """Every indexed file of the collection, by path."""
+        rows = self._conn.execute(
+            "SELECT path, root, hash, size, mtime_ns FROM files WHERE collection = ?", (collection,)
+        )
+        found = [
+            FileRow(path_from_db(path), path_from_db(root), digest, size, mtime_ns)
+            for path, root, digest, size, mtime_ns in rows
+        ]
+        return sorted(found, key=lambda row: row.path)
+
+    def perceptual_hashes(self, collection: str) -> dict[str, str]:
+        """{content hash: perceptual hash} for the content that has one."""
+        rows = self._conn.execute("SELECT hash, phash FROM perceptual WHERE collection = ?", (collection,))
+        return dict(rows.fetchall())
+
+    def save_perceptual(self, collection: str, hashes: dict[str, str]) -> None:
+        """Store perceptual hashes computed after indexing, for content still indexed."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO perceptual (collection, hash, phash) "
+                "SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM files WHERE collection = ? AND hash = ?)",
+                [(collection, h, p, collection, h) for h, p in hashes.items()],
+            )
+
+    def photo_records(self, collection: str) -> dict[str, dict[str, Any]]:
+        """{content hash: its photo metadata record} (size, date, place, camera)."""
+        rows = self._conn.execute("SELECT hash, record FROM photos WHERE collection = ?", (collection,))
+        return {digest: json.loads(record) for digest, record in rows}
+
+    def photo_records_of(self, collection: str, hashes: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The records of these hashes only: a page showing a few photos need not read them all."""
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(hashes), 500):
+            chunk = list(hashes[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn.execute(
+                f"SELECT hash, record FROM photos WHERE collection = ? AND hash IN ({marks})",
+                (collection, *chunk),
+            )
+            found.update((digest, json.loads(record)) for digest, record in rows)
+        return found
 
     # ----------------------------------------------------------------- photo metadata
 
@@ -409,6 +470,10 @@ def _save_photos(conn: sqlite3.Connection, collection: str, photos: Sequence[Pho
             (collection, p.hash, p.version, json.dumps(p.record, sort_keys=True), json.dumps(p.problems))
             for p in photos
         ],
+    )
+    conn.executemany(
+        "INSERT OR REPLACE INTO perceptual (collection, hash, phash) VALUES (?, ?, ?)",
+        [(collection, p.hash, p.phash) for p in photos if p.phash is not None],
     )
 
 

@@ -4,7 +4,7 @@
 library and describe_image's label guess), the tiny image pipeline and a real speech engine. The
 browser says hello and watches the planning entry count its seconds until the answer, uploads an
 image and asks about it, watches the plan's steps appear, finds an image and an audio player in the
-answer, switches sessions and back, indexes and searches the library, asks about a search result,
+answer, switches sessions and back, indexes and searches the library, asks about a search result from its view,
 and takes screenshots (also into $MODALGRAPH_TEST_SCREENSHOTS when set, for people to look at).
 
 The tests run in order on one page, as one user's visit.
@@ -17,12 +17,6 @@ import io
 import json
 import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,12 +24,11 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.test_sessions import ROOT
 from tests.test_speak import _fallback_engine
+from tests.web_server import CHROMIUM, chromium_page, running_server, serve_env
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None:
     pytest.skip(
         "Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)",
@@ -45,7 +38,6 @@ sync_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
 )
 
-STARTUP_S = 180
 TURN_MS = 120_000
 ANSWER_A = "I looked at your picture, drew a new one, made a clip and read the description aloud."
 ANSWER_B = "Hello from the second session."
@@ -53,12 +45,6 @@ ANSWER_B = "Hello from the second session."
 ANSWER_C = "I could not look at the image:"
 ANSWER_CHAT = "Hi! Ask me about your photos, or for a picture or a sound."
 PLANNING_DELAY_S = 2.5
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _upload_png() -> bytes:
@@ -136,56 +122,13 @@ def server(
     artifact = data / "artifacts" / digest[:2] / f"{digest}.png"  # where the page will store it
     script = root / "script.json"
     script.write_text(json.dumps(_script(artifact)))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODALGRAPH_", "GRADIO_"))}
-    env.update(
-        MODALGRAPH_DATA_DIR=str(data),
-        MODALGRAPH_CONFIG=str(root / "no-config.toml"),
-        MODALGRAPH_LLM_BACKEND="scripted",
-        MODALGRAPH_LLM_SCRIPT=str(script),
-        MODALGRAPH_MODEL_CLIP=str(shapes_clip_dir),
-        MODALGRAPH_DEVICE="cpu",
-        MODALGRAPH_TTS_ENGINE=_fallback_engine()[0],
-        MODALGRAPH_PLAY_AUDIO="false",
-        HF_HUB_OFFLINE="1",
-        PYTHONPATH=str(ROOT),
+    env = serve_env(
+        data, script, shapes_clip_dir, root / "no-config.toml", MODALGRAPH_TTS_ENGINE=_fallback_engine()[0]
     )
     for name, folder in tiny_models.items():
         env["MODALGRAPH_MODEL_" + name.upper().replace("-", "_")] = str(folder)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/"
-    log = root / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "agent", "serve", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"modalgraph serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"modalgraph serve did not answer in {STARTUP_S} s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+    with running_server(env, root / "server.log") as url:
         yield url, data, upload
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-        if log.is_file():
-            sys.stderr.write(f"--- server log (last lines) ---\n{log.read_text()[-2000:]}\n")
 
 
 @pytest.fixture(scope="module")
@@ -194,18 +137,8 @@ def visit(server: tuple[str, Path, Path], tmp_path_factory: pytest.TempPathFacto
     shots = [tmp_path_factory.mktemp("screenshots")]
     if os.environ.get("MODALGRAPH_TEST_SCREENSHOTS"):
         shots.append(Path(os.environ["MODALGRAPH_TEST_SCREENSHOTS"]))
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(30_000)
-            page.goto(url, wait_until="load")  # not networkidle: Gradio keeps a heartbeat open
-            page.locator("#session-info").get_by_text("default").wait_for()
-            yield Visit(page, url, data, shots, upload)
-        finally:
-            browser.close()
+    with chromium_page(sync_api, url) as page:
+        yield Visit(page, url, data, shots, upload)
 
 
 def _wait_text(visit: Visit, text: str, timeout: float = TURN_MS) -> None:
@@ -278,7 +211,10 @@ def test_upload_an_image_ask_and_see_steps_an_image_an_audio_and_a_video_player(
         page.locator("#chat img").nth(i).get_attribute("src") or ""
         for i in range(page.locator("#chat img").count())
     ]
-    assert any(generated[0] in src for src in sources), sources  # the generated picture, inline
+    # The generated picture: a thumbnail in the answer's grid, linking the full-size file.
+    links = [link.get_attribute("href") or "" for link in page.locator("#chat .photo-grid a").all()]
+    assert any(generated[0] in href for href in links), links
+    assert any(generated[0].split(".")[0] + "-256.jpg" in src for src in sources), sources
     assert any(visit_upload_name(visit) in src for src in sources), sources  # the upload, in the question
     assert page.locator("#chat audio").count() >= 1
     assert "Spoken by" in text, text
@@ -342,8 +278,8 @@ def test_index_and_search_the_library_then_ask_about_a_result(visit: Visit, held
     # The library holds 4 red circles: the other renders are not presented as results.
     page.locator("#search-note").get_by_text("4 results").wait_for()
     thumbnails = page.locator("#results img")
-    thumbnails.first.wait_for()
-    assert thumbnails.count() == 4
+    # The grid held the newest photos until now: wait for the search's results to replace them.
+    page.wait_for_function("() => document.querySelectorAll('#results img').length === 4")
     captions = page.locator("#results").inner_text()
     assert "· " in captions and ".png" in captions  # "0.312 · name.png · date": score and file
     visit.screenshot("05-library-search")
@@ -358,6 +294,7 @@ def test_index_and_search_the_library_then_ask_about_a_result(visit: Visit, held
     page.locator("#search-note").get_by_text("4 results").wait_for()
 
     thumbnails.first.click()
+    page.locator("#view-ask").click()  # from the photo's view
     page.locator("#chat-input img").first.wait_for()  # the result, attached to the next message
     box = page.locator("#chat-input textarea")
     assert box.input_value() == "What is in this picture?"

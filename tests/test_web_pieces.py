@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from agent.context import AppContext
-from agent.core.errors import ConfigError, ModalgraphError, ToolInputError
+from agent.core.errors import ConfigError, ModalgraphError
 from agent.core.settings import load_settings
 from agent.llm.scripted import ScriptedChatModel
 from agent.turns import TurnRunner
@@ -200,6 +200,29 @@ def test_the_file_route_also_serves_the_pages_own_cache_and_never_urls(
     assert not files.serves(str(paths["cache"].parent))  # a folder
     assert not files.serves(f"{paths['cache'].parent}/../../secret.txt")
     assert not files.serves("https://example.com/cat.png")
+
+
+def test_thumbnails_are_made_for_shown_photos_only_and_served_small(
+    files_setup: tuple[ServedFiles, dict[str, Path]],
+) -> None:
+    files, paths = files_setup
+    Image.new("RGB", (900, 600), (10, 120, 200)).save(paths["photo"], format="PNG")
+    thumb = files.thumbnail(str(paths["photo"]))
+    assert thumb is not None and files.shows(thumb) and files.serves(thumb)
+    with Image.open(thumb) as image:
+        assert max(image.size) == 256
+    assert str(files.settings.thumbnails_dir) in files.allowed_paths()
+    for refused in ("secret", "db", "hidden", "outside", "link", "notes"):
+        assert files.thumbnail(str(paths[refused])) is None, refused
+    assert files.thumbnail(f"{paths['photo'].parent}/../elsewhere.png") is None
+    # A photo the index still lists but whose file is gone: a grey placeholder keeps its place.
+    placeholder = files.thumbnail(str(paths["photo"].parent / "gone.jpg"))
+    assert placeholder is not None and Path(placeholder).name == "unavailable.jpg"
+    # The thumbnail folder serves the thumbnails, nothing else put there, and no way out of it.
+    stray = files.settings.thumbnails_dir / "notes.txt"
+    stray.write_text("not a thumbnail")
+    assert not files.serves(str(stray))
+    assert not files.serves(f"{files.settings.thumbnails_dir}/../secret.txt")
 
 
 def test_file_route_targets() -> None:
@@ -528,28 +551,107 @@ def test_indexing_reports_progress_and_a_summary(
         index_folder(library_app, str(folder / "nope"), lambda f, d: None)
 
 
-def test_search_by_text_and_by_example_image_gives_captioned_gallery_items(
+def test_the_grid_lists_thumbnails_newest_first_searches_and_loads_more(
     indexed_world: AppContext, heldout_folder: Path, tmp_path: Path
 ) -> None:
-    from agent.web.library_panel import search_image, search_text
+    from agent.web.photo_grid import example_image, next_page, start_listing, view_text
 
     files = ServedFiles(indexed_world.settings)
-    items, note = search_text(indexed_world, "a red circle", 4, files.shows)
-    assert len(items) == 4 and note.startswith("4 results for “a red circle”")
-    path, caption = items[0]
-    assert Path(path).parent == heldout_folder and f" · {Path(path).name} · " in caption
-    assert float(caption.split(" · ")[0]) >= float(items[-1][1].split(" · ")[0])
+    grid = start_listing(indexed_world, files, 4, text="a red circle")
+    assert len(grid.photos) == 4 and grid.note.startswith("4 results for “a red circle”")
+    first = grid.photos[0]
+    assert Path(first.path).parent == heldout_folder and f" · {Path(first.path).name} · " in first.caption
+    assert Path(first.thumb).is_relative_to(indexed_world.settings.thumbnails_dir)  # never the original
+    assert files.shows(first.thumb)
+    assert float(first.caption.split(" · ")[0]) >= float(grid.photos[-1].caption.split(" · ")[0])
     example = sorted(heldout_folder.iterdir())[0]
-    similar, note = search_image(indexed_world, str(example), 3, files.shows, MB)
-    assert len(similar) == 3 and "the example image" in note
-    assert str(example) not in [p for p, _ in similar]  # the same picture is not "similar"
-    hidden, _ = search_text(indexed_world, "a red circle", 4, lambda path: False)
-    assert hidden == []
+    similar = start_listing(indexed_world, files, 3, image=str(example))
+    assert len(similar.photos) == 3 and "photos like" in similar.note
+    assert str(example) not in [photo.path for photo in similar.photos]  # the same picture is not "similar"
+
+    # No text, no filter: the whole library, newest first, a page at a time, each photo once.
+    newest = start_listing(indexed_world, files, 50)
+    assert len(newest.photos) == 50 and newest.listing.more and "more below" in newest.note
+    tiles = list(newest.photos)
+    while True:
+        following = next_page(indexed_world, files, newest.listing, tiles)
+        tiles += following.photos
+        newest = following
+        if not following.listing.more:
+            break
+    assert len(tiles) == 120 and len({tile.path for tile in tiles}) == 120
+    taken = [tile.details["taken"] for tile in tiles]
+    assert taken == sorted(taken, reverse=True)
+    assert newest.note.startswith("120 results")
     # Filters alone: the renders carry no EXIF, so their file dates stand in, marked as such.
-    newest, note = search_text(indexed_world, "", 3, files.shows, PhotoFilters(start=date(2000, 1, 1)))
-    assert len(newest) == 3 and "(file date)" in newest[0][1] and "taken on or after 2000-01-01" in note
-    with pytest.raises(ToolInputError, match="fill in a filter"):
-        search_text(indexed_world, " ", 3, files.shows)
+    filtered = start_listing(indexed_world, files, 3, filters=PhotoFilters(start=date(2000, 1, 1)))
+    assert len(filtered.photos) == 3 and "(file date)" in filtered.photos[0].caption
+    assert "taken on or after 2000-01-01" in filtered.note
+    text = view_text(filtered.photos[0], present=True)
+    assert "**Taken:**" in text and "the file's date" in text and "**Camera:** unknown" in text
     fake = upload(tmp_path, "example.png", wav_bytes())
     with pytest.raises(UploadRejectedError, match="the example must be an image"):
-        search_image(indexed_world, str(fake), 3, files.shows, MB)
+        example_image(str(fake), MB)
+
+
+def test_a_photo_gone_or_broken_since_indexing_keeps_its_tile_greyed(
+    library_app: AppContext, heldout_folder: Path, tmp_path: Path
+) -> None:
+    from agent.web.photo_grid import start_listing, view_text
+
+    folder = tmp_path / "few"
+    folder.mkdir()
+    for source in sorted(heldout_folder.iterdir())[:3]:
+        (folder / source.name).write_bytes(source.read_bytes())
+    library_app.image_index.index([folder])
+    gone, broken, fine = sorted(folder.iterdir())
+    gone.unlink()
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    files = ServedFiles(library_app.settings)
+    grid = start_listing(library_app, files, 10)
+    thumbs = {Path(photo.path).name: Path(photo.thumb).name for photo in grid.photos}
+    assert thumbs[gone.name] == thumbs[broken.name] == "unavailable.jpg"
+    assert thumbs[fine.name].endswith("-256.jpg")
+    tile = next(photo for photo in grid.photos if photo.path == str(gone))
+    assert "gone or cannot be read" in view_text(tile, files.shows(tile.path))
+
+
+def test_an_answers_images_come_as_one_grid_of_thumbnails_linking_the_originals(tmp_path: Path) -> None:
+    from agent.web.chat_stream import FILE_ROUTE
+
+    pictures = []
+    for i in range(3):
+        picture = tmp_path / f"p{i}.png"
+        picture.write_bytes(png_bytes((40 * i, 10, 10)))
+        pictures.append(picture)
+    sound = tmp_path / "a.wav"
+    sound.write_bytes(wav_bytes())
+    made: list[str] = []
+
+    def thumbs(path: str, digest: str | None) -> str | None:
+        made.append(path)
+        return None if path.endswith("p2.png") else path + ".thumb.jpg"
+
+    view = TurnMessages(lambda path: True, thumbs=thumbs)
+    artifacts = [{"path": str(p), "mime": "image/png"} for p in pictures]
+    view(
+        {
+            "type": "answer",
+            "text": "here",
+            "artifacts": [*artifacts, {"path": str(sound), "mime": "audio/wav"}],
+        }
+    )
+    grid, audio = view.messages[1], view.messages[2]
+    assert grid["content"].count("<img") == 2 and 'class="photo-grid"' in grid["content"]
+    assert f'href="{FILE_ROUTE}{pictures[0]}"' in grid["content"]  # opens the full-size original
+    assert f'src="{FILE_ROUTE}{pictures[0]}.thumb.jpg"' in grid["content"]
+    assert audio["content"]["path"] == str(sound)
+    assert made == [str(p) for p in pictures]
+    # A saved session shows its answers' images the same way; the user's attachments as sent.
+    history = [
+        {"role": "user", "text": "look", "attachments": artifacts[:1]},
+        {"role": "assistant", "text": "found", "artifacts": artifacts[:2]},
+    ]
+    messages = history_messages(history, lambda path: True, thumbs)
+    assert messages[1]["content"]["path"] == str(pictures[0])
+    assert messages[3]["content"].count("<img") == 2

@@ -1,8 +1,10 @@
-"""`modalgraph index` and `modalgraph search`: the image library from the command line."""
+"""`modalgraph index`, `modalgraph search` and `modalgraph library ...`: the image library from the
+command line."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,20 +15,28 @@ from agent.core.text import human_bytes, shorten, shown_path
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress
 
+    from memory.duplicate_moves import MoveReport, UndoReport
+    from memory.duplicates import DuplicateReport
     from memory.image_index import (
         ImageIndex,
         IndexProgress,
         IndexReport,
         LibraryStatus,
+        ProgressCallback,
         SearchHit,
         SkippedFile,
     )
 
 
+library_app = typer.Typer(help="Look after the photo library: duplicates.", no_args_is_help=True)
+
+
 def register(app: typer.Typer) -> None:
     app.command("index")(index_command)
     app.command("search")(search_command)
+    app.add_typer(library_app, name="library")
 
 
 def _open_index() -> ImageIndex:
@@ -53,8 +63,15 @@ def index_command(
         help="Images per CLIP forward pass (default: the clip_batch_size setting).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    watch: bool = typer.Option(
+        False,
+        "--watch",
+        help="Index, then stay running and keep the index current: new photos become searchable "
+        "within seconds, deleted ones leave, moved ones keep their embedding. Ctrl-C stops.",
+    ),
 ) -> None:
-    """Index every JPEG, PNG, WebP, GIF, BMP and TIFF under FOLDERS for `modalgraph search`.
+    """Index every JPEG, PNG, HEIC/HEIF, AVIF, WebP, GIF, BMP and TIFF under FOLDERS for
+    `modalgraph search` (camera RAW files are listed as skipped).
 
     Re-running embeds only new or changed files and drops deleted ones; an interrupted run resumes.
     """
@@ -63,7 +80,12 @@ def index_command(
     console = Console()
     if sum(bool(x) for x in (status, forget, folders)) > 1:
         raise ToolInputError("give folders to index, or --status, or --forget FOLDER: one at a time")
+    if watch and (status or forget is not None):
+        raise ToolInputError("--watch indexes folders: it does not go with --status or --forget")
     index = _open_index()
+    if watch:
+        _watch(console, index, folders or None, batch_size, quiet)
+        return
     if status:
         _print_status(console, index.status())
         return
@@ -78,6 +100,19 @@ def index_command(
 def _run_index(
     console: Console, index: ImageIndex, folders: list[Path] | None, batch_size: int | None, quiet: bool
 ) -> IndexReport:
+    def job(progress: ProgressCallback | None) -> IndexReport:
+        return index.index(folders, progress=progress, batch_size=batch_size)
+
+    return _with_progress(console, job, quiet)
+
+
+def _with_progress(
+    console: Console,
+    job: Callable[[ProgressCallback | None], IndexReport],
+    quiet: bool,
+    transient: bool = False,
+) -> IndexReport:
+    """Run an index job under a progress bar (scanning, loading CLIP, indexing, metadata)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -107,7 +142,7 @@ def _run_index(
         TimeRemainingColumn(),
         console=console,
         disable=quiet,
-        transient=False,
+        transient=transient,
     )
     task_id = progress.add_task("scanning folders", total=None)
 
@@ -127,10 +162,97 @@ def _run_index(
             progress.update(task_id, description="indexing", total=event.total, completed=event.done)
 
     with progress:
-        report = index.index(folders, progress=on_progress, batch_size=batch_size)
+        report = job(on_progress)
         if report.processed == 0:
             progress.update(task_id, description="nothing new", total=1, completed=1)
     return report
+
+
+def _watch(
+    console: Console, index: ImageIndex, folders: list[Path] | None, batch_size: int | None, quiet: bool
+) -> None:
+    """`index --watch`: one incremental pass with progress, then every change as it happens, until
+    Ctrl-C (exit 130, like any interrupted command). Each batch is committed as it is embedded, so
+    an interrupted or killed watcher leaves an index the next run continues."""
+    import time
+
+    from memory.library_watch import LibraryWatcher
+
+    # A typo in a folder is one line now, not a folder watched for ever in vain.
+    chosen = [str(f) for f in index.check_folders(folders)] if folders else None
+    first = [True]
+
+    def runner(job: Callable[[ProgressCallback | None], IndexReport]) -> IndexReport:
+        if first[0]:
+            return _with_progress(console, job, quiet)
+        # A burst's bar is replaced by its one-line summary; only a terminal can take it back.
+        return _with_progress(console, job, quiet or not console.is_terminal, transient=True)
+
+    def on_report(report: IndexReport) -> None:
+        if first[0]:
+            first[0] = False
+            _print_report(console, report)
+            names = ", ".join(_plain(shown_path(f)) for f in watcher.folders)
+            console.print(f"watching {names} (Ctrl-C stops)", highlight=False, soft_wrap=True)
+        else:
+            _print_change(console, report, time.strftime("%H:%M:%S"))
+
+    def on_message(line: str) -> None:
+        console.print(f"[yellow]{_plain(line)}[/]", highlight=False, soft_wrap=True)
+
+    watcher = LibraryWatcher(
+        index,
+        chosen,
+        runner=runner,
+        on_report=on_report,
+        on_message=on_message,
+        batch_size=batch_size,
+    )
+    try:
+        watcher.run(catch_up=True)
+    except KeyboardInterrupt:
+        watcher.cancel.set()
+        console.print("stopped watching; the index is saved", highlight=False)
+        raise typer.Exit(130) from None
+
+
+def _print_change(console: Console, report: IndexReport, when: str) -> None:
+    """One line per burst of changes that did something, then its problems."""
+    parts = []
+    if report.embedded:
+        parts.append(f"{report.embedded} new or changed image(s) embedded")
+    if report.reused:
+        parts.append(f"{report.reused} moved, renamed or duplicate image(s) indexed without embedding")
+    if report.removed:
+        parts.append(f"{report.removed} removed (deleted or moved away)")
+    fresh_skips = len(report.skipped) - report.skipped_unchanged
+    if fresh_skips:
+        parts.append(f"{fresh_skips} skipped")
+    if parts:
+        console.print(f"{when} " + ", ".join(parts), highlight=False, soft_wrap=True)
+    # A folder gone is said by the watcher itself, once, with when it is watched again.
+    _print_problems(console, report, missing=False)
+    if fresh_skips:
+        _print_skipped(console, report.skipped)
+
+
+def _print_problems(console: Console, report: IndexReport, missing: bool = True) -> None:
+    for folder in report.missing_roots if missing else []:
+        shown = _plain(shown_path(folder))
+        hint = f"records kept; `modalgraph index --forget {shown}` drops them"
+        console.print(f"[yellow]folder missing or empty:[/] {shown} ({hint})", highlight=False)
+    for folder, reason in report.unreadable_dirs:
+        console.print(
+            f"[yellow]cannot read folder:[/] {_plain(shown_path(folder))}: {reason}", highlight=False
+        )
+    if report.vanished:
+        shown = ", ".join(_plain(shown_path(p)) for p in report.vanished[:3])
+        more = f" and {len(report.vanished) - 3} more" if len(report.vanished) > 3 else ""
+        console.print(
+            f"[yellow]{len(report.vanished)} file(s) gone before they could be read:[/] {shown}{more}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _print_report(console: Console, report: IndexReport) -> None:
@@ -156,14 +278,7 @@ def _print_report(console: Console, report: IndexReport) -> None:
             highlight=False,
             soft_wrap=True,
         )
-    for folder in report.missing_roots:
-        shown = _plain(shown_path(folder))
-        hint = f"records kept; `modalgraph index --forget {shown}` drops them"
-        console.print(f"[yellow]folder missing:[/] {shown} ({hint})", highlight=False)
-    for folder, reason in report.unreadable_dirs:
-        console.print(
-            f"[yellow]cannot read folder:[/] {_plain(shown_path(folder))}: {reason}", highlight=False
-        )
+    _print_problems(console, report)
     _print_skipped(console, report.skipped)
 
 
@@ -294,3 +409,155 @@ def _print_hits(hits: list[SearchHit]) -> None:
         )
         for other in hit.other_paths:
             typer.echo(f"{'':6}  {'':>8}  {'':>11}  {'':<11}  {'':<24}  = {shown_path(other)}")
+
+
+@library_app.command("duplicates")
+def duplicates_command(
+    threshold: int | None = typer.Option(
+        None,
+        "--threshold",
+        min=0,
+        max=63,
+        help="Most perceptual-hash bits (of 64) two photos may differ in to be near-duplicates "
+        "(default 12; lower is stricter, higher finds more and risks more).",
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help='Print {"groups": [{"kind", "keep", "others"}]} only.'
+    ),
+    move_to: Path | None = typer.Option(
+        None,
+        "--move-to",
+        help="Move all but the best of each group (largest, then earliest) into this folder, "
+        "outside the library; a journal there lets --undo put them back.",
+    ),
+    undo: bool = typer.Option(
+        False, "--undo", help="With --move-to DIR: put the files moved into DIR back, and index them."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """List duplicate photos: exact copies, and near-duplicates (bursts, resized, re-encoded or
+    brightened copies) found by perceptual hash and CLIP together. Nothing is ever deleted."""
+    from rich.console import Console
+
+    from memory.duplicate_moves import move_duplicates, undo_moves
+    from memory.duplicates import DEFAULT_THRESHOLD, find_duplicates
+
+    if undo and move_to is None:
+        raise typer.BadParameter("--undo needs --move-to DIR: the folder the files were moved into")
+    if undo and threshold is not None:
+        raise typer.BadParameter("--undo puts files back; it takes no --threshold")
+    console = Console(stderr=as_json)
+    index = _open_index()
+    if undo:
+        assert move_to is not None
+        with _simple_progress(console, quiet or as_json) as bar:
+            restored = undo_moves(index, move_to, progress=_index_progress(bar))
+        _print_undo(console, restored, as_json)
+        return
+    with _simple_progress(console, quiet or as_json) as bar:
+        task = bar.add_task("reading the index", total=None)
+
+        def on_progress(phase: str, done: int, total: int) -> None:
+            label = "hashing photos indexed before" if phase == "hashing" else "comparing"
+            bar.update(task, description=label, total=total, completed=done)
+
+        report = find_duplicates(
+            index, DEFAULT_THRESHOLD if threshold is None else threshold, progress=on_progress
+        )
+    moved = move_duplicates(index, report.groups, move_to) if move_to is not None else None
+    if as_json:
+        data = report.as_dict()
+        if moved is not None:
+            data["moved"] = [{"from": a, "to": b} for a, b in moved.moved]
+            data["move_failed"] = [{"path": p, "reason": r} for p, r in moved.failed]
+        typer.echo(json.dumps(data))
+        return
+    _print_duplicates(console, report)
+    if moved is not None:
+        _print_moved(console, moved)
+
+
+def _simple_progress(console: Console, disable: bool) -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        disable=disable,
+        transient=True,
+    )
+
+
+def _index_progress(bar: Progress) -> Callable[[IndexProgress], None]:
+    task = bar.add_task("putting files back", total=None)
+
+    def on_progress(event: IndexProgress) -> None:
+        bar.update(
+            task, description=f"indexing ({event.phase})", total=event.total or None, completed=event.done
+        )
+
+    return on_progress
+
+
+def _print_duplicates(console: Console, report: DuplicateReport) -> None:
+    from agent.core.text import human_bytes
+
+    def line(prefix: str, member: object) -> str:
+        from memory.duplicates import DuplicateMember
+
+        assert isinstance(member, DuplicateMember)
+        dims = f"{member.width}x{member.height}" if member.width and member.height else "?"
+        taken = (member.taken or "")[:10]
+        return f"  {prefix} {dims:>11}  {human_bytes(member.size):>8}  {taken:<10}  {shown_path(member.path)}"
+
+    if report.hashes_computed:
+        console.print(
+            f"computed the perceptual hash of {report.hashes_computed} photo(s) indexed before (stored)",
+            highlight=False,
+        )
+    for n, group in enumerate(report.groups, 1):
+        console.print(f"group {n}: {group.kind} ({len(group.members)} files)", highlight=False)
+        console.print(line("keep", group.keep), highlight=False, markup=False, soft_wrap=True)
+        for other in group.others:
+            console.print(line("    ", other), highlight=False, markup=False, soft_wrap=True)
+    spare = sum(len(g.others) for g in report.groups)
+    console.print(
+        f"{len(report.groups)} group(s), {spare} file(s) beside the best copy, among {report.photos} "
+        f"distinct photo(s) (threshold {report.threshold} bits, CLIP cosine >= {report.min_cosine})",
+        highlight=False,
+    )
+    _print_skipped(console, [_skipped(p, r) for p, r in report.not_compared], "{n} photo(s) not compared")
+
+
+def _print_moved(console: Console, moved: MoveReport) -> None:
+    console.print(
+        f"moved {len(moved.moved)} file(s); journal {shown_path(moved.journal)} "
+        "(`--move-to` the same folder with `--undo` puts them back)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    _print_skipped(console, [_skipped(p, r) for p, r in moved.failed], "{n} file(s) not moved")
+
+
+def _print_undo(console: Console, restored: UndoReport, as_json: bool) -> None:
+    if as_json:
+        data = {
+            "restored": [{"from": a, "to": b} for a, b in restored.restored],
+            "failed": [{"path": p, "reason": r} for p, r in restored.failed],
+            "reindexed": restored.reindexed,
+        }
+        typer.echo(json.dumps(data))
+        return
+    console.print(
+        f"put back {len(restored.restored)} file(s), {restored.reindexed} indexed again", highlight=False
+    )
+    _print_skipped(console, [_skipped(p, r) for p, r in restored.failed], "{n} file(s) left in the folder")
+
+
+def _skipped(path: str, reason: str) -> SkippedFile:
+    from memory.image_index import SkippedFile
+
+    return SkippedFile(path, reason)

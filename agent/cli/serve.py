@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import typer
+
+from agent.core.text import shown_path
+
+if TYPE_CHECKING:
+    from agent.context import AppContext
+    from memory.image_index import IndexReport
+    from memory.library_watch import LibraryWatcher
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
@@ -40,7 +50,47 @@ def serve(
     runner.warm_up_in_background()  # while the page opens and the first message is typed
     if warning:
         typer.secho(warning, fg="yellow", err=True)
+    watcher = start_library_watch(app, lambda line: typer.secho(line, fg="yellow", err=True))
 
     from agent.web.app import launch  # deferred: imports gradio, pydantic-settings
 
-    launch(app, runner, host, port)
+    try:
+        launch(app, runner, host, port)
+    finally:
+        if watcher is not None:
+            watcher.stop()
+            watcher.index.close()
+
+
+def start_library_watch(app: AppContext, say: Callable[[str], None]) -> LibraryWatcher | None:
+    """With the `watch_library` setting, a background thread that keeps the index of every indexed
+    folder current while the page is served (one catch-up pass first); else, or with no folder
+    indexed yet, None. It has its own connection to the manifest: the page's searches keep theirs."""
+    if not app.settings.watch_library:
+        return None
+    from memory.image_index import ImageIndex
+    from memory.library_watch import LibraryWatcher
+
+    index = ImageIndex(app.settings, app.image_index.encoders)
+    if not index.manifest.roots():
+        say("watch_library is on, but no folder is indexed yet: run `modalgraph index FOLDER`")
+        index.close()
+        return None
+
+    def on_report(report: IndexReport) -> None:
+        changed = report.embedded + report.reused + report.removed
+        if changed:
+            say(
+                f"library: {report.embedded} embedded, {report.reused} moved or renamed, {report.removed} removed"
+            )
+        for folder in report.missing_roots:
+            say(f"library: folder missing or empty, records kept: {shown_path(folder)}")
+        for folder, reason in report.unreadable_dirs:
+            say(f"library: cannot read folder {shown_path(folder)}: {reason}")
+        if report.vanished:
+            say(f"library: {len(report.vanished)} file(s) gone before they could be read")
+
+    watcher = LibraryWatcher(index, on_report=on_report, on_message=lambda line: say(f"library: {line}"))
+    say("watching the library: " + ", ".join(shown_path(f) for f in watcher.folders))
+    watcher.start()
+    return watcher

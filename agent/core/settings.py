@@ -126,6 +126,11 @@ class Settings(BaseSettings):
         "image's header before decoding (JPEGs decode at reduced scale, so only the reduced size counts). "
         "Decoding needs 3-4 bytes per pixel per worker; bigger images are skipped and listed.",
     )
+    watch_library: bool = Field(
+        False,
+        description="`modalgraph serve` also watches the indexed folders and keeps the index current "
+        "(new, changed, moved and deleted photos), as `modalgraph index --watch` does.",
+    )
     # Looking at images.
     vlm_mmproj: Path | None = Field(
         None, description="The vision projector (mmproj .gguf) when the vlm model is a LLaVA GGUF."
@@ -147,6 +152,11 @@ class Settings(BaseSettings):
     # The web page (`modalgraph serve`).
     web_max_upload_mb: float = Field(
         25.0, gt=0, le=2048, description="Largest file the web page accepts as an upload, in MB."
+    )
+    thumbnail_cache_mb: float = Field(
+        512.0,
+        gt=0,
+        description="Most disk the web page's photo thumbnails may take, in MB (oldest go first).",
     )
 
     @field_validator(
@@ -200,6 +210,11 @@ class Settings(BaseSettings):
     def web_cache_dir(self) -> Path:
         """The web page's uploads and the copies it serves (Gradio's cache), apart from other apps'."""
         return self.data_dir / "web-cache"
+
+    @property
+    def thumbnails_dir(self) -> Path:
+        """Small previews of the library's photos and the generated images, by content hash."""
+        return self.data_dir / "thumbnails"
 
     def projector_dir(self, modality: str) -> Path:
         """Where the trained output projector for `modality` lives."""

@@ -17,13 +17,17 @@ from starlette.middleware import Middleware
 
 from agent.core.errors import ModalgraphError, ToolInputError, one_line
 from agent.web.chat_stream import Message, chat_turn
-from agent.web.library_panel import (
-    MODEL_COLUMNS,
-    index_folder,
-    library_status,
-    model_rows,
-    search_image,
-    search_text,
+from agent.web.duplicates_view import DuplicateRow, find_groups
+from agent.web.library_panel import MODEL_COLUMNS, index_folder, library_status, model_rows
+from agent.web.photo_grid import (
+    GridPage,
+    GridPhoto,
+    Listing,
+    example_image,
+    next_page,
+    start_listing,
+    tile_at,
+    view_text,
 )
 from agent.web.serving import FileRouteGuard, ServedFiles, prepare_gradio_env
 from agent.web.sessions_panel import SessionsPanel, SessionView
@@ -47,6 +51,12 @@ CSS = """
 /* Clips at one height, whatever their size: not stretched to the chat's width, not lost when tiny. */
 #chat video { height: 240px !important; width: auto !important; max-width: 100%; }
 footer { display: none !important; }
+/* An answer's images: a grid of thumbnails, each opening the full-size file. */
+#chat .photo-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(128px, 1fr)); gap: 6px;
+  width: 560px; max-width: 100%; }
+#chat .photo-grid img { width: 100%; aspect-ratio: 1; object-fit: cover; border-radius: 4px; margin: 0; }
+#view-image img { object-fit: contain; }
+#duplicate-groups .duplicate-group { min-height: 0; }
 """
 CONFIRM_DELETE = "(name) => confirm(`Delete the session ${name}? Its generated files are kept.`) ? name : ''"
 
@@ -99,7 +109,8 @@ class ChatUI:
 
 @dataclass(frozen=True)
 class LibraryUI:
-    """The Library tab: index a folder, search it by text or by an example image."""
+    """The Library tab: index a folder; a grid of the photos, newest first or searched, filtered;
+    a photo's view with its date, place and camera, "find similar" and "ask about this photo"."""
 
     library_info: gr.Markdown
     folder: gr.Textbox
@@ -110,11 +121,26 @@ class LibraryUI:
     filters: tuple[gr.Textbox, ...]
     k: gr.Slider
     search_btn: gr.Button
+    browse_btn: gr.Button
     example: gr.Image
     search_note: gr.Markdown
     gallery: gr.Gallery
-    # The paths behind the gallery, so a click on a result can attach that file to the chat.
-    hits: gr.State
+    more_btn: gr.Button
+    view: gr.Column
+    view_image: gr.Image
+    view_details: gr.Markdown
+    similar_btn: gr.Button
+    ask_btn: gr.Button
+    close_btn: gr.Button
+    # Duplicates: a button, what was found, and a row of tiles per group (filled in by _wire_library).
+    duplicates_btn: gr.Button
+    duplicates_note: gr.Markdown
+    duplicates_area: gr.Column
+    # The tiles behind the gallery (paths stay on the server: a click names an index, not a file).
+    photos: gr.State
+    listing: gr.State
+    chosen: gr.State
+    duplicate_rows: gr.State
 
 
 @dataclass(frozen=True)
@@ -124,7 +150,7 @@ class ModelsUI:
 
 
 def build_page(app: AppContext, runner: TurnRunner, files: ServedFiles) -> gr.Blocks:
-    sessions = SessionsPanel(runner, files.shows)
+    sessions = SessionsPanel(runner, files.shows, files.thumbnail)
 
     with gr.Blocks(title="modalgraph", analytics_enabled=False, delete_cache=(3600, 86400)) as page:
         gr.Markdown("### modalgraph · your local multimodal assistant", elem_id="title")
@@ -203,14 +229,15 @@ def _library_panel() -> LibraryUI:
         index_report = gr.Markdown(elem_id="index-report")
         with gr.Row(equal_height=True):
             query = gr.Textbox(
-                label="Search by text",
+                label="Search by text (empty: newest first)",
                 placeholder="a dog on a beach",
                 max_lines=1,
                 scale=3,
                 elem_id="search-text",
             )
-            k = gr.Slider(1, 48, value=12, step=1, label="Results", scale=1, elem_id="search-k")
+            k = gr.Slider(6, 96, value=24, step=6, label="Photos per page", scale=1, elem_id="search-k")
             search_btn = gr.Button("Search", variant="primary", scale=1, elem_id="search-button")
+            browse_btn = gr.Button("Newest first", scale=1, elem_id="browse-button")
         with gr.Row(equal_height=True):
             filters = tuple(
                 gr.Textbox(label=label, placeholder=hint, max_lines=1, elem_id=f"filter-{name}")
@@ -233,15 +260,34 @@ def _library_panel() -> LibraryUI:
             )
             with gr.Column(scale=4):
                 search_note = gr.Markdown(elem_id="search-note")
+                with gr.Column(visible=False, elem_id="photo-view") as view:
+                    view_image = gr.Image(
+                        label="Photo", type="filepath", interactive=False, height=420, elem_id="view-image"
+                    )
+                    view_details = gr.Markdown(elem_id="view-details")
+                    with gr.Row():
+                        similar_btn = gr.Button("Find similar", size="sm", elem_id="view-similar")
+                        ask_btn = gr.Button("Ask about this photo", size="sm", elem_id="view-ask")
+                        close_btn = gr.Button("Back to the grid", size="sm", elem_id="view-close")
                 gallery = gr.Gallery(
-                    label="Results: click one to ask about it in the chat",
+                    label="Photos: click one to see it",
                     columns=6,
-                    height=420,
+                    height=640,
                     allow_preview=False,
                     object_fit="cover",
                     elem_id="results",
                 )
-        hits = gr.State([])
+                more_btn = gr.Button("Load more", size="sm", visible=False, elem_id="load-more")
+                # Groups of the same or near-same photo, beside the grid: their tiles are GridPhotos
+                # too, and open the same photo view.
+                gr.Markdown("#### Duplicates", elem_id="duplicates-title")
+                duplicates_btn = gr.Button("Find duplicates", size="sm", elem_id="find-duplicates")
+                duplicates_note = gr.Markdown(elem_id="duplicates-note")
+                duplicates_area = gr.Column(elem_id="duplicate-groups")
+        photos = gr.State([])
+        listing = gr.State(None)
+        chosen = gr.State(None)
+        duplicate_rows = gr.State([])
     return LibraryUI(
         library_info,
         folder,
@@ -251,10 +297,24 @@ def _library_panel() -> LibraryUI:
         filters,
         k,
         search_btn,
+        browse_btn,
         example,
         search_note,
         gallery,
-        hits,
+        more_btn,
+        view,
+        view_image,
+        view_details,
+        similar_btn,
+        ask_btn,
+        close_btn,
+        duplicates_btn,
+        duplicates_note,
+        duplicates_area,
+        photos,
+        listing,
+        chosen,
+        duplicate_rows,
     )
 
 
@@ -347,7 +407,9 @@ def _wire_chat(
         locked = gr.MultimodalTextbox(value=None, interactive=False)
         messages: list[Message] = []
         try:
-            for messages in chat_turn(app, runner, chosen, text, attachments, files.shows, speak_on):
+            for messages in chat_turn(
+                app, runner, chosen, text, attachments, files.shows, speak_on, files.thumbnail
+            ):
                 yield before + messages, locked
         except ModalgraphError as exc:
             # The turn itself broke (say, the LLM server went away): say so where it happened.
@@ -382,6 +444,7 @@ def _wire_library(
     tabs: gr.Tabs,
 ) -> None:
     max_bytes = _max_upload_bytes(app)
+    hidden_view = gr.Column(visible=False)
 
     @toasts_errors(outputs=2)
     def do_index(chosen: str, progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
@@ -389,27 +452,70 @@ def _wire_library(
         files.refresh()
         return summary, library_status(app)
 
-    def found(items: list[tuple[str, str]], note: str) -> tuple[Any, ...]:
-        return items, [path for path, _ in items], note
+    def shown(grid: GridPage, before: list[GridPhoto]) -> tuple[Any, ...]:
+        """The grid's outputs: gallery, tiles, note, listing, load-more button, the view (closed)."""
+        tiles = [*before, *grid.photos]
+        items = [(photo.thumb, photo.caption) for photo in tiles]
+        more = gr.Button(visible=grid.listing.more)
+        return items, tiles, grid.note, grid.listing, more, hidden_view
 
-    @toasts_errors(outputs=3)
+    grid_outputs = [ui.gallery, ui.photos, ui.search_note, ui.listing, ui.more_btn, ui.view]
+    skip_grid = tuple(gr.skip() for _ in grid_outputs)
+
+    @toasts_errors(outputs=len(grid_outputs))
     def do_search_text(text: str, count: float, *fields: str) -> tuple[Any, ...]:
         filters = PhotoFilters.from_words(*fields)
-        files.refresh()
-        return found(*search_text(app, text, int(count), files.shows, filters))
+        return shown(start_listing(app, files, int(count), text=text, filters=filters), [])
 
-    @toasts_errors(outputs=3)
+    @toasts_errors(outputs=len(grid_outputs))
+    def do_browse(count: float, *fields: str) -> tuple[Any, ...]:
+        filters = PhotoFilters.from_words(*fields)
+        return shown(start_listing(app, files, int(count), filters=filters), [])
+
+    @toasts_errors(outputs=len(grid_outputs))
     def do_search_image(image: str | None, count: float, *fields: str) -> tuple[Any, ...]:
         if not image:
-            return gr.skip(), gr.skip(), gr.skip()
+            return skip_grid
         filters = PhotoFilters.from_words(*fields)
-        files.refresh()
-        example = str(check_uploaded(image, app.settings.web_cache_dir))
-        return found(*search_image(app, example, int(count), files.shows, max_bytes, filters))
+        example = example_image(str(check_uploaded(image, app.settings.web_cache_dir)), max_bytes)
+        return shown(start_listing(app, files, int(count), image=example, filters=filters), [])
 
-    def ask_about(paths: list[str], evt: gr.SelectData) -> tuple[Any, ...]:
-        path = paths[evt.index]
-        asked = gr.MultimodalTextbox(value={"text": ASK_ABOUT_RESULT, "files": [path]})
+    @toasts_errors(outputs=len(grid_outputs))
+    def do_more(listing: Listing | None, tiles: list[GridPhoto]) -> tuple[Any, ...]:
+        if listing is None or not listing.more:
+            return skip_grid
+        return shown(next_page(app, files, listing, tiles), tiles)
+
+    def first_screen(count: float) -> tuple[Any, ...]:
+        """The newest photos when the page opens; an empty library says so in the note, no toast."""
+        try:
+            return shown(start_listing(app, files, int(count)), [])
+        except ModalgraphError as exc:
+            return [], [], one_line(exc), None, gr.Button(visible=False), hidden_view
+
+    def open_view(tiles: list[GridPhoto], evt: gr.SelectData) -> tuple[Any, ...]:
+        # The tile comes from the server's state: the browser only names its place in the grid.
+        photo = tile_at(tiles, evt.index)
+        if photo is None:
+            gr.Warning("no such photo in the grid: search or browse again")
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        present = files.shows(photo.path)
+        image = photo.path if present else None
+        return gr.Column(visible=True), image, view_text(photo, present), photo
+
+    @toasts_errors(outputs=len(grid_outputs))
+    def find_similar(photo: GridPhoto | None, count: float, *fields: str) -> tuple[Any, ...]:
+        if photo is None:
+            return skip_grid
+        filters = PhotoFilters.from_words(*fields)
+        return shown(start_listing(app, files, int(count), image=photo.path, filters=filters), [])
+
+    def ask_about(photo: GridPhoto | None) -> tuple[Any, ...]:
+        if photo is None or not files.shows(photo.path):
+            gr.Warning("that photo is gone or may not be shown")
+            return gr.skip(), gr.skip()
+        files.refresh()
+        asked = gr.MultimodalTextbox(value={"text": ASK_ABOUT_RESULT, "files": [photo.path]})
         return asked, gr.Tabs(selected="chat")
 
     @toasts_errors(outputs=1)
@@ -417,17 +523,69 @@ def _wire_library(
         return library_status(app)
 
     page.load(status_text, None, ui.library_info)
+    page.load(first_screen, [ui.k], grid_outputs)
     index_outputs = [ui.index_report, ui.library_info]
-    ui.index_btn.click(do_index, [ui.folder], index_outputs, concurrency_limit=1)
-    ui.folder.submit(do_index, [ui.folder], index_outputs, concurrency_limit=1)
-    search_outputs = [ui.gallery, ui.hits, ui.search_note]
+    for trigger in (ui.index_btn.click, ui.folder.submit):
+        trigger(do_index, [ui.folder], index_outputs, concurrency_limit=1).then(
+            first_screen, [ui.k], grid_outputs
+        )
     search_inputs = [ui.query, ui.k, *ui.filters]
-    ui.search_btn.click(do_search_text, search_inputs, search_outputs)
-    ui.query.submit(do_search_text, search_inputs, search_outputs)
+    ui.search_btn.click(do_search_text, search_inputs, grid_outputs)
+    ui.query.submit(do_search_text, search_inputs, grid_outputs)
     for field in ui.filters:
-        field.submit(do_search_text, search_inputs, search_outputs)
-    ui.example.upload(do_search_image, [ui.example, ui.k, *ui.filters], search_outputs)
-    ui.gallery.select(ask_about, [ui.hits], [box, tabs])
+        field.submit(do_search_text, search_inputs, grid_outputs)
+    ui.browse_btn.click(do_browse, [ui.k, *ui.filters], grid_outputs)
+    ui.example.upload(do_search_image, [ui.example, ui.k, *ui.filters], grid_outputs)
+    ui.more_btn.click(do_more, [ui.listing, ui.photos], grid_outputs)
+    ui.gallery.select(open_view, [ui.photos], [ui.view, ui.view_image, ui.view_details, ui.chosen])
+    ui.similar_btn.click(find_similar, [ui.chosen, ui.k, *ui.filters], grid_outputs)
+    ui.ask_btn.click(ask_about, [ui.chosen], [box, tabs])
+    ui.close_btn.click(lambda: gr.Column(visible=False), None, ui.view)
+    _wire_duplicates(app, files, ui, open_view)
+
+
+def _wire_duplicates(
+    app: AppContext,
+    files: ServedFiles,
+    ui: LibraryUI,
+    open_view: Callable[[list[GridPhoto], gr.SelectData], tuple[Any, ...]],
+) -> None:
+    """ "Find duplicates": the groups, a row of thumbnails each; a click opens the photo's view."""
+    view_outputs = [ui.view, ui.view_image, ui.view_details, ui.chosen]
+
+    @toasts_errors(outputs=2)
+    def do_find(progress: gr.Progress = gr.Progress()) -> tuple[str, list[DuplicateRow]]:
+        found = find_groups(app, files, lambda fraction, desc: progress(fraction, desc=desc))
+        return found.note, found.rows
+
+    def opener(tiles: list[GridPhoto]) -> Callable[[gr.SelectData], tuple[Any, ...]]:
+        # The row's tiles stay on the server, in this closure: the browser only names a place in it.
+        def pick(evt: gr.SelectData) -> tuple[Any, ...]:
+            return open_view(tiles, evt)
+
+        return pick
+
+    with ui.duplicates_area:
+
+        @gr.render(inputs=[ui.duplicate_rows])
+        def show_groups(rows: list[DuplicateRow]) -> None:
+            for number, row in enumerate(rows or []):
+                gr.Markdown(row.heading, elem_classes=["duplicate-heading"])
+                gallery = gr.Gallery(
+                    value=[(tile.thumb, tile.caption) for tile in row.tiles],
+                    show_label=False,
+                    columns=6,
+                    height="auto",
+                    allow_preview=False,
+                    object_fit="cover",
+                    elem_id=f"duplicates-{number}",
+                    elem_classes=["duplicate-group"],
+                )
+                gallery.select(opener(row.tiles), None, view_outputs).then(
+                    None, js="() => document.getElementById('photo-view')?.scrollIntoView()"
+                )
+
+    ui.duplicates_btn.click(do_find, None, [ui.duplicates_note, ui.duplicate_rows], concurrency_limit=1)
 
 
 def _wire_models(page: gr.Blocks, app: AppContext, ui: ModelsUI) -> None:

@@ -12,12 +12,14 @@ spinner while its status is pending.
 from __future__ import annotations
 
 import copy
+import html
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from agent.core.text import shorten
 from agent.turns import speak_answer
@@ -30,6 +32,10 @@ if TYPE_CHECKING:
 
 Message = dict[str, Any]
 ShowsFn = Callable[[str], bool]
+# (path, sha256 or None) -> the thumbnail to show, or None when the file may not be shown.
+ThumbFn = Callable[[str, "str | None"], "str | None"]
+# Gradio's route for a local file; the file-route guard checks each request (serving.py).
+FILE_ROUTE = "/gradio_api/file="
 
 ICONS = {"waiting": "○", "running": "⏳", "done": "✓", "failed": "✗", "skipped": "⤼"}
 OUTPUT_CHARS = 600
@@ -67,23 +73,71 @@ def file_message(item: dict[str, Any] | Artifact, role: str, shows: ShowsFn) -> 
     }
 
 
-def history_messages(history: list[dict[str, Any]], shows: ShowsFn) -> list[Message]:
-    """A session's saved conversation (text and files of each turn; plans are not kept)."""
+def file_url(path: str) -> str:
+    return FILE_ROUTE + quote(path)
+
+
+def image_grid(items: list[dict[str, Any]], role: str, thumbs: ThumbFn) -> Message | None:
+    """Images as one message: a grid of thumbnails, each a link to the full-size file (a new tab).
+
+    Found photos and generated images used to come one under another at full size, a column
+    taller than the screen; a grid keeps an answer with twenty photos readable."""
+    links = []
+    for item in items:
+        path = str(item["path"])
+        thumb = thumbs(path, item.get("sha256"))
+        if thumb is None:
+            continue
+        name = html.escape(Path(path).name, quote=True)
+        links.append(
+            f'<a href="{html.escape(file_url(path), quote=True)}" target="_blank" rel="noopener" title="{name}">'
+            f'<img src="{html.escape(file_url(thumb), quote=True)}" alt="{name}"></a>'
+        )
+    if not links:
+        return None
+    return {"role": role, "content": f'<div class="photo-grid">{"".join(links)}</div>'}
+
+
+def files_messages(
+    items: list[dict[str, Any] | Artifact], role: str, shows: ShowsFn, thumbs: ThumbFn | None
+) -> list[Message]:
+    """Files of one message: images the page may show as one grid (with `thumbs`), the rest one by one."""
+    data = [item if isinstance(item, dict) else item.model_dump() for item in items]
+    images = [
+        d
+        for d in data
+        if str(d.get("mime") or guess_mime(str(d["path"]))).startswith("image/") and shows(str(d["path"]))
+    ]
+    grid = image_grid(images, role, thumbs) if thumbs is not None and images else None
+    out = [grid] if grid is not None else []
+    gridded = {id(d) for d in images} if grid is not None else set()
+    out += [file_message(d, role, shows) for d in data if id(d) not in gridded]
+    return out
+
+
+def history_messages(
+    history: list[dict[str, Any]], shows: ShowsFn, thumbs: ThumbFn | None = None
+) -> list[Message]:
+    """A session's saved conversation (text and files of each turn; plans are not kept). An
+    answer's images show as a grid of thumbnails; the user's attachments as they were sent."""
     out: list[Message] = []
     for entry in history:
         role = "user" if entry.get("role") == "user" else "assistant"
         if entry.get("text"):
             out.append({"role": role, "content": entry["text"]})
-        for item in [*entry.get("attachments", []), *entry.get("artifacts", [])]:
-            out.append(file_message(item, role, shows))
+        out += [file_message(item, role, shows) for item in entry.get("attachments", [])]
+        out += files_messages(entry.get("artifacts", []), role, shows, thumbs)
     return out
 
 
 class TurnMessages:
     """Feeds on a turn's events (call it with each) and keeps `messages` up to date."""
 
-    def __init__(self, shows: ShowsFn, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, shows: ShowsFn, clock: Callable[[], float] = time.monotonic, thumbs: ThumbFn | None = None
+    ) -> None:
         self.shows = shows
+        self.thumbs = thumbs
         self.clock = clock
         self.messages: list[Message] = []
         self._steps: dict[int, Message] = {}
@@ -260,8 +314,7 @@ class TurnMessages:
             self._answer = {"role": "assistant", "content": ""}
             self.messages.append(self._answer)
         self._answer["content"] = event.get("text", "")
-        for artifact in event.get("artifacts", []):
-            self.messages.append(file_message(artifact, "assistant", self.shows))
+        self.messages += files_messages(event.get("artifacts", []), "assistant", self.shows, self.thumbs)
 
 
 def run_streamed(
@@ -333,6 +386,7 @@ def chat_turn(
     attachments: list[Artifact],
     shows: ShowsFn,
     speak: bool = False,
+    thumbs: ThumbFn | None = None,
 ) -> Iterator[list[Message]]:
     """Yield this turn's messages (the user's first) each time they change, until the answer is in.
 
@@ -344,13 +398,13 @@ def chat_turn(
     done: list[Message] = []
     pending = runner.interrupted(session)
     if pending is not None:
-        resumed = TurnMessages(shows)
+        resumed = TurnMessages(shows, thumbs=thumbs)
         resumed.note(f"finishing the interrupted turn: {shorten(pending, 80, '…')}")
         stream = run_streamed(lambda on_event: runner.resume(session, on_event), resumed, app.cancel)
         yield from _rendered(stream, resumed.snapshot)
         done = resumed.snapshot()
     asked = done + user_messages(request, attachments, shows)
-    turn = TurnMessages(shows)
+    turn = TurnMessages(shows, thumbs=thumbs)
     turn.start_planning()
     yield asked + turn.snapshot()
     stream = run_streamed(

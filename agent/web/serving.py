@@ -21,6 +21,7 @@ from agent.core.settings import config_file_path
 from memory.artifacts import guess_mime
 from memory.image_files import is_image_name
 from memory.library_roots import load_library_roots
+from memory.thumbnails import PhotoRefusedError, ThumbnailCache, ThumbnailUnavailableError
 
 if TYPE_CHECKING:
     from agent.core.settings import Settings
@@ -89,6 +90,12 @@ class ServedFiles:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._blocks: Any = None
+        self.thumbnails = ThumbnailCache(
+            settings.thumbnails_dir,
+            lambda: [settings.artifacts_dir, *self.library_roots()],
+            max_bytes=int(settings.thumbnail_cache_mb * 2**20),
+            max_pixels=int(settings.index_max_megapixels * 10**6),
+        )
 
     @property
     def cache_dir(self) -> Path:
@@ -99,7 +106,11 @@ class ServedFiles:
 
     def allowed_paths(self) -> list[str]:
         """What handlers may return (and Gradio may copy to its cache): the artifact store and library."""
-        return [str(self.settings.artifacts_dir), *(str(root) for root in self.library_roots())]
+        return [
+            str(self.settings.artifacts_dir),
+            str(self.settings.thumbnails_dir),
+            *(str(root) for root in self.library_roots()),
+        ]
 
     def blocked_paths(self) -> list[str]:
         """Never sent, even when a library folder holds them (say, someone indexed their home folder)."""
@@ -121,6 +132,8 @@ class ServedFiles:
             return False
         if any(is_inside(path, Path(blocked)) for blocked in self.blocked_paths()):
             return False
+        if is_inside(path, self.settings.thumbnails_dir):
+            return path.suffix == ".jpg"  # only what ThumbnailCache writes
         if is_inside(path, self.settings.artifacts_dir):
             # Media and plain text only: an HTML or SVG file served from this origin could run
             # script in the page.
@@ -145,6 +158,28 @@ class ServedFiles:
         if is_inside(path, self.cache_dir):
             return path.is_file()
         return self.shows(path)
+
+    def thumbnail(self, raw: str | Path, digest: str | None = None) -> str | None:
+        """The thumbnail to show for a photo: its own, a grey placeholder when the photo is gone or
+        broken, None when it may not be shown at all."""
+        if not self.shows(raw) and not self._vanished_in_library(raw):
+            return None
+        try:
+            return str(self.thumbnails.thumbnail(raw, digest))
+        except PhotoRefusedError:
+            return None
+        except ThumbnailUnavailableError:
+            return str(self.thumbnails.placeholder())
+
+    def _vanished_in_library(self, raw: str | Path) -> bool:
+        """A photo the index still lists but whose file is gone: its place in a grid stays, greyed."""
+        path = resolved_path(raw)
+        return (
+            path is not None
+            and not path.exists()
+            and is_image_name(path.name)
+            and any(is_inside(path, root) for root in self.library_roots())
+        )
 
     def bind(self, blocks: Any) -> None:
         """Keep this Blocks' allowed_paths in step with the library folders (see `refresh`)."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agent.core.errors import ConfigError
-from agent.web.chat_stream import Message, ShowsFn, history_messages
+from agent.web.chat_stream import Message, ShowsFn, ThumbFn, history_messages
 from memory.sessions import (
     DEFAULT_SESSION,
     check_session_name,
@@ -34,9 +34,10 @@ class SessionView:
 
 
 class SessionsPanel:
-    def __init__(self, runner: TurnRunner, shows: ShowsFn) -> None:
+    def __init__(self, runner: TurnRunner, shows: ShowsFn, thumbs: ThumbFn | None = None) -> None:
         self.runner = runner
         self.shows = shows
+        self.thumbs = thumbs
 
     @property
     def saver(self) -> Any:
@@ -65,7 +66,7 @@ class SessionsPanel:
 
     def open(self, name: str | None) -> SessionView:
         name = check_session_name((name or DEFAULT_SESSION).strip())
-        messages = history_messages(self.runner.history(name), self.shows)
+        messages = history_messages(self.runner.history(name), self.shows, self.thumbs)
         return SessionView(self.names(name), name, messages, self.describe(name))
 
     def create(self, name: str) -> SessionView:
