@@ -109,6 +109,13 @@ class Settings(BaseSettings):
     projector_audio: Path | None = Field(
         None, description="Audio projector folder; default DATA_DIR/projectors/audio."
     )
+    # Sessions.
+    sessions_url: str | None = Field(
+        None,
+        description="A PostgreSQL URL (postgresql://user:password@host:5432/db) to keep sessions on a "
+        "server, shared by many processes and machines; unset means SQLite in the data dir. Needs "
+        "`pip install 'modalgraph[postgres]'`.",
+    )
     # Image library.
     chroma_host: str | None = Field(None, description="Chroma server host; unset means embedded on disk.")
     chroma_port: int = Field(8000, description="Chroma server port.")
@@ -171,6 +178,13 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, value: Any) -> Any:
         return Path(value).expanduser() if isinstance(value, (str, Path)) and str(value) else value
+
+    @field_validator("sessions_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("give a postgresql:// URL, or leave it unset for SQLite in the data dir")
+        return value or None
 
     @classmethod
     def settings_customise_sources(
@@ -275,6 +289,8 @@ def describe_sources(settings: Settings) -> list[tuple[str, str, str]]:
         value = getattr(settings, name)
         if name == "llm_api_key" and value:
             value = "***"
+        if name == "sessions_url" and value:
+            value = url_without_password(value)
         rows.append((name, str(value), origin))
     for key, value in sorted(os.environ.items()):
         if key.startswith(MODEL_ENV_PREFIX):
@@ -282,3 +298,15 @@ def describe_sources(settings: Settings) -> list[tuple[str, str, str]]:
                 (f"model {key[len(MODEL_ENV_PREFIX) :].lower().replace('_', '-')}", value, f"env {key}")
             )
     return rows
+
+
+def url_without_password(url: str) -> str:
+    """The URL as it may be shown: its password, if any, as `***`."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=user + host))
