@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import sqlite3
 import threading
 from collections.abc import Callable
 from functools import cached_property
@@ -23,7 +22,7 @@ from agent.llm import create_chat_model
 from agent.tts import speak_text
 from graphs.state import new_turn
 from memory.artifacts import Artifact
-from memory.sessions import open_checkpointer, session_turn_lock, sessions_storage_error, thread_config
+from memory.sessions import SessionStore, open_sessions, thread_config
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -45,8 +44,12 @@ class TurnRunner:
         return create_chat_model(self.app)
 
     @cached_property
+    def sessions(self) -> SessionStore:
+        return open_sessions(self.app.settings)
+
+    @property
     def checkpointer(self) -> Any:
-        return open_checkpointer(self.app.settings)
+        return self.sessions.saver
 
     @cached_property
     def graph(self) -> Any:
@@ -109,7 +112,7 @@ class TurnRunner:
         """
         config = self._config(session)
         busy = {"type": "waiting", "message": f"session {session} is busy in another window, waiting…"}
-        with session_turn_lock(self.app.settings, session, on_wait=lambda: on_event(busy)):
+        with self.sessions.turn_lock(session, on_wait=lambda: on_event(busy)):
             if graph_input is None and self.interrupted(session) is None:
                 return dict(self.graph.get_state(config).values)  # its own process finished it meanwhile
             return self._stream_locked(graph_input, config, session, on_event)
@@ -148,7 +151,7 @@ class TurnRunner:
                 on_event({"type": "cancelling"})
         worker.join()
         if failures:
-            raise _storage_failure(failures[0], self.app.settings) from None
+            raise _storage_failure(failures[0], self.sessions, self.app.settings) from None
         return dict(self.graph.get_state(config).values)
 
     def run(
@@ -160,11 +163,12 @@ class TurnRunner:
         return self._stream(None, session, on_event)
 
 
-def _storage_failure(exc: BaseException, settings: Settings) -> BaseException:
-    """What the turn's own storage raised (the checkpointer's SQLite, the file system), as one line;
+def _storage_failure(exc: BaseException, sessions: SessionStore, settings: Settings) -> BaseException:
+    """What the turn's own storage raised (the sessions database, the file system), as one line;
     any other exception unchanged."""
-    if isinstance(exc, sqlite3.Error):
-        return sessions_storage_error(exc, settings.sessions_db)
+    stored = sessions.storage_error(exc)
+    if stored is not None:
+        return stored
     if isinstance(exc, OSError) and is_disk_full(exc, settings.data_dir):
         return disk_full_error(settings.data_dir)
     return exc

@@ -26,7 +26,12 @@ def _find_real_planner() -> Path | None:
 
 REAL_PLANNER = _find_real_planner()
 
-pytest_plugins = ["tests.conftest_library", "tests.generation_fixtures", "tests.projector_fixtures"]
+pytest_plugins = [
+    "tests.conftest_library",
+    "tests.generation_fixtures",
+    "tests.projector_fixtures",
+    "tests.session_backends",
+]
 
 
 @pytest.fixture(autouse=True)

@@ -54,7 +54,7 @@ def test_ask_json_shape(tmp_path: Path) -> None:
 
 def test_ask_starts_a_new_conversation_and_continue_picks_the_last_one_up(tmp_path: Path) -> None:
     from agent.core.settings import load_settings
-    from memory.sessions import open_checkpointer, session_info
+    from memory.sessions import open_sessions
 
     replies = [{"steps": []}, "Paris."]
     first = modalgraph("ask", "capital of France?", "--json", env=cli_env(tmp_path, replies, "one"))
@@ -72,8 +72,8 @@ def test_ask_starts_a_new_conversation_and_continue_picks_the_last_one_up(tmp_pa
     assert other not in (session, "default")
 
     settings = load_settings(data_dir=Path(env["MODALGRAPH_DATA_DIR"]))
-    saver = open_checkpointer(settings)
-    assert session_info(saver, session).turns == 1 and session_info(saver, other).turns == 1  # type: ignore[union-attr]
+    store = open_sessions(settings)
+    assert store.info(session).turns == 1 and store.info(other).turns == 1  # type: ignore[union-attr]
 
     # -c continues the most recent (the second), --session a named one.
     cont = modalgraph(
@@ -90,7 +90,7 @@ def test_ask_starts_a_new_conversation_and_continue_picks_the_last_one_up(tmp_pa
         env=cli_env(tmp_path, [{"steps": []}, "Lisbon."], "n"),
     )
     assert json.loads(named.stdout)["session"] == session
-    assert session_info(saver, session).turns == 2 and session_info(saver, other).turns == 2  # type: ignore[union-attr]
+    assert store.info(session).turns == 2 and store.info(other).turns == 2  # type: ignore[union-attr]
 
 
 def test_ask_continue_misuse_is_one_line(tmp_path: Path) -> None:

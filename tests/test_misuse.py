@@ -243,7 +243,6 @@ def test_the_web_chat_waits_for_a_turn_running_elsewhere_and_says_so(tmp_path: P
     from agent.llm.scripted import ScriptedChatModel
     from agent.turns import TurnRunner
     from agent.web.chat_stream import chat_turn
-    from memory.sessions import session_turn_lock
 
     app = AppContext(load_settings())
     runner = TurnRunner(app, ScriptedChatModel(replies=[json.dumps({"steps": []}), "web answer"]))
@@ -251,7 +250,7 @@ def test_the_web_chat_waits_for_a_turn_running_elsewhere_and_says_so(tmp_path: P
     held, release = threading.Event(), threading.Event()
 
     def other_window() -> None:  # another process's turn, as far as the lock can tell
-        with session_turn_lock(app.settings, "shared"):
+        with runner.sessions.turn_lock("shared"):
             held.set()
             release.wait(30)
 

@@ -1,4 +1,5 @@
-"""Sessions on disk: a turn killed with SIGKILL in one process is finished by the next one."""
+"""Sessions kept between processes: a turn killed with SIGKILL in one process is finished by the next
+one. The tests taking `sessions_backend` run on SQLite and on PostgreSQL (tests/session_backends.py)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def modalgraph(*args: str, env: dict[str, str], timeout: float = 120) -> subproc
     )
 
 
-def test_sigkill_mid_turn_then_resume_in_a_new_process(tmp_path: Path) -> None:
+def test_sigkill_mid_turn_then_resume_in_a_new_process(tmp_path: Path, sessions_backend: str) -> None:
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     plan = {
         "steps": [
@@ -147,31 +148,28 @@ def _runner(tmp_path: Path, replies: list) -> tuple:
     return TurnRunner(app, ScriptedChatModel(replies=replies))
 
 
-def test_rename_keeps_the_history_and_an_unfinished_turn(tmp_path: Path) -> None:
+def test_rename_keeps_the_history_and_an_unfinished_turn(tmp_path: Path, sessions_backend: str) -> None:
     import pytest
 
     from agent.core.errors import BackendError, ConfigError
-    from memory.sessions import rename_session, session_info, session_names
+    from tests.session_backends import row_counts
 
     marker = str(tmp_path / "m")
     plan = {"steps": [{"id": 1, "tool": "count", "args": {"marker": marker}, "depends_on": []}]}
     replies = [{"steps": []}, "first answer", plan, {"raise": "backend down"}, "finished now"]
     runner = _runner(tmp_path, replies)
-    saver = runner.checkpointer
+    store = runner.sessions
     runner.run("old", "hello", [], lambda e: None)
     with pytest.raises(BackendError):
         runner.run("old", "count once", [], lambda e: None)
     assert runner.interrupted("old") == "count once"
 
-    def rows(table: str, name: str) -> int:
-        return saver.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE thread_id = ?", (name,)).fetchone()[0]
-
-    before = {table: rows(table, "old") for table in ("checkpoints", "writes")}
+    before = row_counts(store, "old")
     assert all(before.values())
-    rename_session(saver, "old", "new")
-    assert {table: rows(table, "new") for table in before} == before
-    assert not any(rows(table, "old") for table in before)
-    assert session_names(saver) == ["new"] and session_info(saver, "old") is None
+    store.rename("old", "new")
+    assert row_counts(store, "new") == before
+    assert not any(row_counts(store, "old").values())
+    assert store.names() == ["new"] and store.info("old") is None
     assert runner.interrupted("new") == "count once"
     values = runner.resume("new", lambda e: None)
     assert values["answer"]["text"] == "finished now"
@@ -184,27 +182,36 @@ def test_rename_keeps_the_history_and_an_unfinished_turn(tmp_path: Path) -> None
     ]
 
     with pytest.raises(ConfigError, match="no session named 'gone'"):
-        rename_session(saver, "gone", "x")
+        store.rename("gone", "x")
     with pytest.raises(ConfigError, match="invalid session name"):
-        rename_session(saver, "new", "../etc")
-    from memory.sessions import create_session
-
-    assert create_session(saver, "taken")
+        store.rename("new", "../etc")
+    assert store.create("taken")
     with pytest.raises(ConfigError, match="'taken' exists already"):
-        rename_session(saver, "new", "taken")
-    assert session_info(saver, "new").turns == 2  # type: ignore[union-attr]
+        store.rename("new", "taken")
+    assert store.info("new").turns == 2  # type: ignore[union-attr]
+    with store.turn_lock("new"), pytest.raises(ConfigError, match="'new' is taking a turn elsewhere"):
+        store.rename("new", "newer")  # a turn running on it keeps its name
+    assert store.names() == ["taken", "new"]
 
 
-def test_a_created_session_is_listed_empty_and_takes_turns(tmp_path: Path) -> None:
-    from memory.sessions import create_session, session_info, session_names
+def test_a_created_session_is_listed_empty_takes_turns_and_is_deleted(
+    tmp_path: Path, sessions_backend: str
+) -> None:
+    import pytest
+
+    from agent.core.errors import ConfigError
 
     runner = _runner(tmp_path, [{"steps": []}, "hi there"])
-    saver = runner.checkpointer
-    assert create_session(saver, "fresh")
-    assert not create_session(saver, "fresh")
-    info = session_info(saver, "fresh")
-    assert session_names(saver) == ["fresh"] and info is not None and info.turns == 0 and not info.interrupted
+    store = runner.sessions
+    assert store.create("fresh")
+    assert not store.create("fresh")
+    info = store.info("fresh")
+    assert store.names() == ["fresh"] and info is not None and info.turns == 0 and not info.interrupted
     assert runner.interrupted("fresh") is None and runner.history("fresh") == []
     assert runner.run("fresh", "hello", [], lambda e: None)["answer"]["text"] == "hi there"
-    assert not create_session(saver, "fresh")
-    assert session_info(saver, "fresh").turns == 1  # type: ignore[union-attr]
+    assert not store.create("fresh")
+    assert store.info("fresh").turns == 1  # type: ignore[union-attr]
+    with store.turn_lock("fresh"), pytest.raises(ConfigError, match="'fresh' is taking a turn elsewhere"):
+        store.delete("fresh")
+    assert store.delete("fresh") and not store.delete("fresh")
+    assert store.names() == [] and store.snapshot("fresh") is None

@@ -10,7 +10,7 @@ import typer
 
 from agent.cli.audio_player import AudioPlayer
 from agent.core.errors import ConfigError, ModalgraphError, ToolInputError, one_line
-from memory.sessions import check_session_name, last_session, new_session_name
+from memory.sessions import check_session_name
 
 if TYPE_CHECKING:
     from agent.cli.audio_player import AudioPlayer
@@ -182,13 +182,13 @@ def _which_session(runner: TurnRunner, session: str | None, resume: bool, fresh:
     if session is not None:
         return check_session_name(session)
     if resume:
-        latest = last_session(runner.checkpointer)
+        latest = runner.sessions.last()
         if latest is None:
             raise ConfigError(
                 "there is no earlier conversation to continue; leave out --continue to start one"
             )
         return latest
-    return new_session_name(runner.checkpointer, "ask") if fresh else ""
+    return runner.sessions.new_name("ask") if fresh else ""
 
 
 def ask(

@@ -1,11 +1,16 @@
-"""`modalgraph sessions list|show|delete`: the conversations kept in the data dir."""
+"""`modalgraph sessions list|show|delete`: the saved conversations (SQLite in the data dir, or the
+PostgreSQL server of `sessions_url`)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import typer
 
 from agent.core.errors import ConfigError
-from memory.sessions import delete_session, open_checkpointer, session_info, session_names, thread_config
+
+if TYPE_CHECKING:
+    from memory.sessions import SessionStore
 
 sessions_app = typer.Typer(help="List, show and delete saved conversations.", no_args_is_help=True)
 
@@ -14,10 +19,11 @@ def register(app: typer.Typer) -> None:
     app.add_typer(sessions_app, name="sessions")
 
 
-def _saver():
+def _store() -> SessionStore:
     from agent.core.settings import load_settings  # deferred: imports pydantic-settings
+    from memory.sessions import open_sessions
 
-    return open_checkpointer(load_settings())
+    return open_sessions(load_settings())
 
 
 @sessions_app.command("list")
@@ -26,12 +32,12 @@ def list_sessions() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    saver = _saver()
+    store = _store()
     table = Table()
     for column in ("session", "turns", "updated (UTC)", "last request"):
         table.add_column(column, overflow="fold")
-    for name in session_names(saver):
-        info = session_info(saver, name)
+    for name in store.names():
+        info = store.info(name)
         if info is None:
             continue
         flag = " [yellow](interrupted)[/]" if info.interrupted else ""
@@ -45,8 +51,7 @@ def show(name: str = typer.Argument(..., help="Session name.")) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    saver = _saver()
-    snapshot = saver.get_tuple(thread_config(name))
+    snapshot = _store().snapshot(name)
     if snapshot is None:
         raise ConfigError(f"no session named {name!r}; see `modalgraph sessions list`")
     console = Console(highlight=False)
@@ -60,6 +65,6 @@ def show(name: str = typer.Argument(..., help="Session name.")) -> None:
 @sessions_app.command("delete")
 def delete(name: str = typer.Argument(..., help="Session name.")) -> None:
     """Delete a session's history (generated files stay in the artifact store)."""
-    if not delete_session(_saver(), name):
+    if not _store().delete(name):
         raise ConfigError(f"no session named {name!r}; see `modalgraph sessions list`")
     typer.echo(f"deleted session {name}")

@@ -1,25 +1,18 @@
 """The Sessions panel: pick, create, rename and delete conversations.
 
-They are the CLI's sessions, in the same SQLite file, through the turn runner's own connection
-(memory/sessions.py). Every action returns a `SessionView`, everything the page needs to redraw.
+They are the CLI's sessions, in the same database (SQLite in the data dir, or the PostgreSQL server
+of `sessions_url`), through the turn runner's own store (memory/sessions.py). Every action returns
+a `SessionView`, everything the page needs to redraw.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agent.core.errors import ConfigError
 from agent.web.chat_stream import Message, ShowsFn, ThumbFn, history_messages
-from memory.sessions import (
-    DEFAULT_SESSION,
-    check_session_name,
-    create_session,
-    delete_session,
-    rename_session,
-    session_info,
-    session_names,
-)
+from memory.sessions import DEFAULT_SESSION, SessionStore, check_session_name
 
 if TYPE_CHECKING:
     from agent.turns import TurnRunner
@@ -40,18 +33,18 @@ class SessionsPanel:
         self.thumbs = thumbs
 
     @property
-    def saver(self) -> Any:
-        return self.runner.checkpointer
+    def store(self) -> SessionStore:
+        return self.runner.sessions
 
     def names(self, current: str | None = None) -> list[str]:
         """Saved sessions, most recent first, plus the current one while it is still empty."""
-        names = session_names(self.saver)
+        names = self.store.names()
         if current and current not in names:
             names.insert(0, current)
         return names or [DEFAULT_SESSION]
 
     def describe(self, name: str) -> str:
-        info = session_info(self.saver, name)
+        info = self.store.info(name)
         if info is None or (info.turns == 0 and not info.interrupted):
             return f"**{name}**: new, nothing said yet"
         turns = f"{info.turns} turn{'s' if info.turns != 1 else ''}"
@@ -71,7 +64,7 @@ class SessionsPanel:
 
     def create(self, name: str) -> SessionView:
         name = check_session_name(name.strip())
-        if not create_session(self.saver, name):
+        if not self.store.create(name):
             raise ConfigError(f"a session named {name!r} exists already; pick it in the list")
         return self.open(name)
 
@@ -79,17 +72,17 @@ class SessionsPanel:
         new = new.strip()
         if not new:
             raise ConfigError("type the new name in the name box first")
-        if session_info(self.saver, old) is None:
+        if self.store.info(old) is None:
             # Never stored (nothing said yet): there is nothing to move, only a name to use.
             check_session_name(new)
             return self.open(new)
-        rename_session(self.saver, old, new)
+        self.store.rename(old, new)
         return self.open(new)
 
     def delete(self, name: str) -> SessionView:
         """Delete a session's history (its generated files stay in the artifact store)."""
-        delete_session(self.saver, check_session_name(name))
-        remaining = session_names(self.saver)
+        self.store.delete(check_session_name(name))
+        remaining = self.store.names()
         view = self.open(remaining[0] if remaining else DEFAULT_SESSION)
         view.info = f"deleted **{name}** (its files stay in the artifact store). " + view.info
         return view
