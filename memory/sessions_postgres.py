@@ -19,6 +19,7 @@ from memory.session_store import SessionStore, check_session_name
 if TYPE_CHECKING:
     from langgraph.checkpoint.postgres import PostgresSaver
     from psycopg import Connection
+    from psycopg.rows import DictRow
 
 # The checkpointer's tables that carry a session's rows (see its migrations).
 TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
@@ -43,12 +44,15 @@ def server_name(url: str) -> str:
 
 
 def _acquire(
-    conn: Connection, key: int, on_wait: Callable[[], None] | None = None, busy: Exception | None = None
+    conn: Connection[DictRow],
+    key: int,
+    on_wait: Callable[[], None] | None = None,
+    busy: Exception | None = None,
 ) -> None:
     """Take the session-level advisory lock `key` on `conn`: at once if free; else raise `busy`, or
     call `on_wait` and wait for it."""
-    got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-    if not (got["pg_try_advisory_lock"] if isinstance(got, dict) else got[0]):  # type: ignore[index]
+    row = conn.execute("SELECT pg_try_advisory_lock(%s) AS got", (key,)).fetchone()
+    if not (row and row["got"]):
         if busy is not None:
             raise busy
         if on_wait is not None:
@@ -71,7 +75,7 @@ class PostgresSessions(SessionStore):
         self.url = url
         self.where = server_name(url)
         self._password = unquote(urlsplit(url).password or "")
-        conn = self._connect(dict_rows=True)
+        conn = self._connect()
         try:
             self.saver = PostgresSaver(conn)
             # Two processes starting at once on a fresh database would both run the migrations.
@@ -86,14 +90,19 @@ class PostgresSessions(SessionStore):
             conn.close()
             raise
 
-    def _connect(self, dict_rows: bool = False) -> Connection:
+    def _connect(self) -> Connection[DictRow]:
         import psycopg
         from psycopg.rows import dict_row
 
-        options = {"row_factory": dict_row, "prepare_threshold": 0} if dict_rows else {}
+        # What PostgresSaver.from_conn_string opens: autocommit, rows as dicts, no prepared
+        # statements (they break behind a transaction-mode pooler such as PgBouncer).
         with self._storage_errors():
             return psycopg.Connection.connect(
-                self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, **options
+                self.url,
+                autocommit=True,
+                prepare_threshold=0,
+                row_factory=dict_row,
+                connect_timeout=CONNECT_TIMEOUT_S,
             )
 
     def _names_newest_first(self) -> list[str]:
