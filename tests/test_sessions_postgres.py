@@ -8,6 +8,7 @@ tests need none: they point at a port nothing listens on.
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -62,14 +63,21 @@ def test_two_processes_writing_one_session_at_once_keep_every_turn_whole(
 
 def test_every_sessions_command_works_on_the_server(tmp_path: Path, empty_postgres: str) -> None:
     env = cli_env(tmp_path, [{"steps": []}, "hi from the server"], "pg")
-    first = modalgraph("ask", "hello", "--session", "on-pg", env=env)
+    first = modalgraph("ask", "hello", "--json", env=env)  # a new session, named by the store
     assert first.returncode == 0, first.stderr
+    name = json.loads(first.stdout)["session"]
+    assert name.startswith("ask-")
     assert not (Path(env["MODALGRAPH_DATA_DIR"]) / "sessions.sqlite").exists(), "SQLite was used"
+    again = modalgraph("ask", "again", "-c", "--json", env=cli_env(tmp_path, [{"steps": []}, "next"], "c"))
+    assert again.returncode == 0 and json.loads(again.stdout)["session"] == name, again.stderr
     listing = modalgraph("sessions", "list", env=env)
-    assert listing.returncode == 0 and "on-pg" in listing.stdout
-    shown = modalgraph("sessions", "show", "on-pg", env=env)
-    assert "hi from the server" in shown.stdout
-    deleted = modalgraph("sessions", "delete", "on-pg", env=env)
+    assert listing.returncode == 0 and name in listing.stdout
+    shown = modalgraph("sessions", "show", name, env=env)
+    said = [
+        line.split(" ", 1)[1] for line in shown.stdout.splitlines() if line.startswith(("you", "modalgraph"))
+    ]
+    assert said == ["hello", "hi from the server", "again", "next"]
+    deleted = modalgraph("sessions", "delete", name, env=env)
     assert deleted.returncode == 0, deleted.stderr
 
     import psycopg
