@@ -17,6 +17,7 @@ import anyio.to_thread
 import mcp_types as types
 from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
+from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 
 from agent.planning.plan import Step
 from graphs.executor import run_step
@@ -25,7 +26,6 @@ from tools.mcp_content import DEFAULT_INLINE_LIMIT, result_content
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
-    from mcp.server.session import ServerSession
 
     from agent.context import AppContext
     from agent.models.host import ProgressFn
@@ -34,13 +34,16 @@ if TYPE_CHECKING:
 SERVER_NAME = "modalgraph"
 
 
-def progress_bridge(session: ServerSession) -> ProgressFn:
-    """A tool's progress hook, called from its worker thread, as MCP progress notifications.
+def progress_bridge(ctx: ServerRequestContext[Any]) -> ProgressFn:
+    """A tool's progress hook, called from its worker thread, as MCP progress notifications to a
+    client that asked for them (with a progressToken); a no-op for one that did not.
 
-    The session sends nothing when the client asked for no progress (no progressToken). MCP wants
-    each value higher than the last, while a tool's fraction restarts with each phase (loading,
-    then generating), so a value that would not rise is nudged just above the previous one.
+    MCP wants each value higher than the last, while a tool's fraction restarts with each phase
+    (loading, then generating), so a value that would not rise is nudged just above the last one.
     """
+    if progress_token_from_params(ctx.params) is None:
+        return _no_progress
+    session = ctx.session
     last = 0.0
 
     def progress(message: str, fraction: float | None = None) -> None:
@@ -103,7 +106,7 @@ class ToolServer:
         lock = self._locks.setdefault(params.name, anyio.Lock())
         self._next_step += 1
         step = Step(id=self._next_step, tool=params.name, args=params.arguments or {})
-        run_ctx = RunContext(app=self.app, step_id=step.id, progress=progress_bridge(ctx.session))  # type: ignore[arg-type]
+        run_ctx = RunContext(app=self.app, step_id=step.id, progress=progress_bridge(ctx))  # type: ignore[arg-type]
         async with lock:
             # The tool blocks for seconds to minutes: a worker thread keeps the server answering.
             result = await anyio.to_thread.run_sync(lambda: run_step(step, tool, {}, run_ctx))
@@ -134,6 +137,10 @@ class ToolServer:
         return types.ReadResourceResult(
             contents=[types.BlobResourceContents(uri=params.uri, mime_type=guess_mime(path), blob=blob)]
         )
+
+
+def _no_progress(message: str, fraction: float | None = None) -> None:
+    return None
 
 
 def _error(message: str) -> types.CallToolResult:
