@@ -21,6 +21,7 @@ from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 
 from agent.planning.plan import Step
 from graphs.executor import run_step
+from memory.artifacts import guess_mime
 from tools.context import RunContext
 from tools.mcp_content import DEFAULT_INLINE_LIMIT, result_content
 
@@ -108,10 +109,14 @@ class ToolServer:
         step = Step(id=self._next_step, tool=params.name, args=params.arguments or {})
         run_ctx = RunContext(app=self.app, step_id=step.id, progress=progress_bridge(ctx))  # type: ignore[arg-type]
         async with lock:
-            # The tool blocks for seconds to minutes: a worker thread keeps the server answering.
-            result = await anyio.to_thread.run_sync(lambda: run_step(step, tool, {}, run_ctx))
+            # The tool blocks for seconds to minutes, and reading its files for the reply takes a
+            # while too: a worker thread keeps the server answering meanwhile.
+            return await anyio.to_thread.run_sync(lambda: self._run(step, tool, run_ctx))
+
+    def _run(self, step: Step, tool: type[Tool], run_ctx: RunContext) -> types.CallToolResult:
+        result = run_step(step, tool, {}, run_ctx)
         if result.status != "done":
-            return _error(result.error or f"{params.name} failed")
+            return _error(result.error or f"{step.tool} failed")
         text = "\n\n".join(part for part in (result.output, result.note) if part)
         blocks = result_content(text, result.artifacts, self.inline_limit)
         for block in blocks:
@@ -127,8 +132,6 @@ class ToolServer:
             raise MCPError(
                 types.INVALID_PARAMS, f"no such resource: {params.uri} (only files a tool returned)"
             )
-        from memory.artifacts import guess_mime
-
         try:
             data = await anyio.Path(path).read_bytes()
         except OSError as exc:
