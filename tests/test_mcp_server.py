@@ -165,6 +165,7 @@ async def _read_error(client: Client, uri: str) -> str:
         (["--http", "--host", "0.0.0.0", "--allow-remote"], None, "without a token"),
         (["--http", "--host", "0.0.0.0", "--allow-remote"], "", "without a token"),
         (["--host", "0.0.0.0"], None, "apply to --http"),
+        (["--port", "9000"], None, "apply to --http"),
     ],
 )
 def test_refusals_are_one_line(

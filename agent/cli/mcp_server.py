@@ -40,8 +40,8 @@ def mcp(
     from agent.mcp.http_access import TOKEN_ENV, check_http_access
     from agent.mcp.tool_choice import select_tools
 
-    if not http and (host != DEFAULT_HOST or allow_remote):
-        raise ConfigError("--host and --allow-remote apply to --http; stdio needs neither")
+    if not http and (host != DEFAULT_HOST or port != DEFAULT_PORT or allow_remote):
+        raise ConfigError("--host, --port and --allow-remote apply to --http; stdio needs none of them")
     token = os.environ.get(TOKEN_ENV) or None
     warning = check_http_access(host, allow_remote, token) if http else None  # before anything slow
     settings = load_settings()
