@@ -138,3 +138,35 @@ class CountTool(Tool):
 
 ALL.append(CountTool)
 SPECS.append("tests.fake_tools:CountTool")
+
+
+class MediaArgs(ToolArgs):
+    steps: int = Field(3, ge=1, le=10)
+
+
+class MakeMediaTool(Tool):
+    """Reports progress, then stores a small WAV and a small (not playable) MP4: what a generator
+    returns, without a model."""
+
+    name = "make_media"
+    description = "Make a sound and a video."
+    args_model = MediaArgs
+
+    def run(self, args: MediaArgs, ctx: RunContext) -> ToolResult:  # type: ignore[override]
+        import io
+        import wave
+
+        for done in range(1, args.steps + 1):
+            ctx.progress(f"step {done}/{args.steps}", done / args.steps)
+        sound = io.BytesIO()
+        with wave.open(sound, "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(8000)
+            out.writeframes(b"\x00\x01" * 800)
+        audio = ctx.app.artifacts.put_bytes(sound.getvalue(), ".wav", "audio/wav")
+        video = ctx.app.artifacts.put_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4, ".mp4")
+        return ToolResult(text="made a sound and a video", artifacts=[audio, video])
+
+
+MEDIA_SPEC = "tests.fake_tools:MakeMediaTool"

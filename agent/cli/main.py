@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from agent.cli import chat, config, library, models, projector, serve, sessions
+from agent.cli import chat, config, library, mcp_server, models, projector, serve, sessions
 from agent.core.errors import ModalgraphError, one_line
 
 app = typer.Typer(
@@ -17,7 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (chat, sessions, models, library, projector, config, serve):
+for module in (chat, sessions, models, library, projector, config, serve, mcp_server):
     module.register(app)
 
 

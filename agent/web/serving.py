@@ -10,13 +10,13 @@ change in Gradio's rules cannot widen what is served.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.core.errors import ConfigError
+from agent.core.hosts import is_loopback
 from agent.core.settings import config_file_path
 from memory.artifacts import guess_mime
 from memory.image_files import is_image_name
@@ -34,20 +34,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 SAFE_KINDS = frozenset({"image", "audio", "video"})
 UNSAFE_MIMES = frozenset({"image/svg+xml"})
 SAFE_TEXT = frozenset({"text/plain"})
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 # Gradio's routes that read a local file named in the URL (the second one is its deprecated alias).
 FILE_ROUTE_MARKERS = ("/gradio_api/file=", "/gradio_api/file/")
-
-
-def is_loopback(host: str) -> bool:
-    """True for names and addresses that only this machine can reach."""
-    name = host.strip().strip("[]").lower()
-    if name in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False  # any other host name may resolve to a public interface
 
 
 def check_host(host: str, allow_remote: bool) -> str | None:

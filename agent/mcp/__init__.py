@@ -1,0 +1,1 @@
+"""The MCP server (`modalgraph mcp`): the tool registry offered to other apps over stdio or HTTP."""
