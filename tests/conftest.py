@@ -34,17 +34,41 @@ pytest_plugins = [
 ]
 
 
+@pytest.fixture(scope="session")
+def prompt_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder of saved llama.cpp prompt states for the whole run: the planner's 2,500-token
+    instructions cost about 50 s to evaluate on two cores, so a test whose process or app is new
+    restores them instead (tests of the cache itself give their models a folder of their own)."""
+    return tmp_path_factory.mktemp("llama-state")
+
+
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prompt_cache_dir: Path) -> Path:
     data = tmp_path / "data"
+    kept = ("MODALGRAPH_DATA_DIR", "MODALGRAPH_CONFIG", "MODALGRAPH_PROMPT_CACHE_DIR")
     monkeypatch.setenv("MODALGRAPH_DATA_DIR", str(data))
     monkeypatch.setenv("MODALGRAPH_CONFIG", str(tmp_path / "no-config.toml"))
+    monkeypatch.setenv("MODALGRAPH_PROMPT_CACHE_DIR", str(prompt_cache_dir))
     for key in list(os.environ):
-        if key.startswith("MODALGRAPH_") and key not in ("MODALGRAPH_DATA_DIR", "MODALGRAPH_CONFIG"):
+        if key.startswith("MODALGRAPH_") and key not in kept:
             if key.startswith("MODALGRAPH_TEST_"):
                 continue
             monkeypatch.delenv(key)
     return data
+
+
+@pytest.fixture(scope="session")
+def shared_llm(prompt_cache_dir: Path) -> object:
+    """One real planner model for every test that only plans and answers: each new model would
+    evaluate the planner's instructions again (about 50 s), and its context holds them after the
+    first use, whatever the request."""
+    if REAL_PLANNER is None:
+        pytest.skip("planner GGUF not present: run `modalgraph models pull planner`")
+    from agent.llm.llamacpp import LlamaCppChatModel
+
+    return LlamaCppChatModel(
+        model_path=str(REAL_PLANNER), max_tokens=256, state_cache_dir=str(prompt_cache_dir)
+    )
 
 
 @pytest.fixture

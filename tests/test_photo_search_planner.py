@@ -18,17 +18,6 @@ pytestmark = [pytest.mark.real_llm, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def shared_llm() -> object:
-    from tests.conftest import REAL_PLANNER
-
-    if REAL_PLANNER is None:
-        pytest.skip("planner GGUF not present: run `modalgraph models pull planner`")
-    from agent.llm.llamacpp import LlamaCppChatModel
-
-    return LlamaCppChatModel(model_path=str(REAL_PLANNER), max_tokens=256)
-
-
-@pytest.fixture(scope="module")
 def trips(shapes_world: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, object]]:
     """The metadata library without its purple circles; the truth of each photo, by path."""
     records = build_metadata_library(shapes_world, tmp_path_factory.mktemp("trips"))

@@ -30,17 +30,6 @@ LABELLED = Path(__file__).parent / "data" / "planner_eval.jsonl"
 HISTORY = Path(__file__).parent / "data" / "planner_history.jsonl"
 
 
-@pytest.fixture(scope="module")
-def shared_llm() -> object:
-    from tests.conftest import REAL_PLANNER
-
-    if REAL_PLANNER is None:
-        pytest.skip("planner GGUF not present: run `modalgraph models pull planner`")
-    from agent.llm.llamacpp import LlamaCppChatModel
-
-    return LlamaCppChatModel(model_path=str(REAL_PLANNER), max_tokens=256)
-
-
 def test_planner_tool_edge_and_filter_scores(real_planner: Path, shared_llm: object) -> None:
     app = AppContext(load_settings())
     planner = Planner(shared_llm, app.registry.available(), app.settings.max_steps)  # type: ignore[arg-type]

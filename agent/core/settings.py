@@ -67,6 +67,11 @@ class Settings(BaseSettings):
         description="llama.cpp's fused attention (flash attention): a long prompt evaluated in 0.78x the "
         "time on two CPU threads, but plans come out slightly different and are not yet re-measured.",
     )
+    prompt_cache_dir: Path | None = Field(
+        None,
+        description="Where llama.cpp's evaluated prompt states are saved, so a new process skips the "
+        "planner's long instructions; default DATA_DIR/cache/llama-state. Safe to delete.",
+    )
     temperature: float = Field(0.2, ge=0.0, le=2.0, description="Sampling temperature for answers.")
     max_answer_tokens: int = Field(512, ge=16, description="Longest answer the LLM may write.")
     max_steps: int = Field(8, ge=1, le=32, description="Most steps one plan may have.")
@@ -168,6 +173,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "data_dir",
+        "prompt_cache_dir",
         "llm_script",
         "vlm_mmproj",
         "projector_image",

@@ -37,7 +37,7 @@ def create_chat_model(app: ModelHost) -> BaseChatModel:
             flash_attn=s.flash_attn,
             temperature=s.temperature,
             max_tokens=s.max_answer_tokens,
-            state_cache_dir=str(s.data_dir / "cache" / "llama-state"),
+            state_cache_dir=str(s.prompt_cache_dir or s.data_dir / "cache" / "llama-state"),
         )
     if s.llm_backend == "openai":
         return create_openai_chat_model(s)
