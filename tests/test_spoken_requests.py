@@ -200,4 +200,3 @@ def test_the_microphone_puts_the_transcript_in_the_box_and_stores_the_recording(
         hear_recording(app, str(recording), None, 2**24)
     with pytest.raises(ToolInputError, match="nothing was recorded"):
         hear_recording(app, None, None, 2**24)
-
