@@ -120,7 +120,9 @@ def test_a_spoken_turn_keeps_the_recording_beside_its_transcript_not_as_an_attac
 
 
 @needs_speech
-def test_ask_audio_runs_the_turn_on_the_transcript_and_keeps_both(tmp_path: Path, recording: Path) -> None:
+def test_ask_audio_runs_the_turn_on_the_transcript_and_keeps_both(
+    tmp_path: Path, recording: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     proc = modalgraph(
         "ask", "--audio", str(recording), "--json", env=cli_env(tmp_path, [{"steps": []}, "Done."], "a")
     )
@@ -130,6 +132,13 @@ def test_ask_audio_runs_the_turn_on_the_transcript_and_keeps_both(tmp_path: Path
     assert spoken["engine"] in ("pocketsphinx", "whisper") and spoken["path"] == str(recording.resolve())
     assert len(heard_key_words(spoken["transcript"])) >= 2, spoken["transcript"]
     assert out["answer"]["text"].startswith("Done.")
+    # The session keeps both: the transcript as what was said, the recording beside it.
+    from agent.cli.sessions import show
+
+    show(out["session"])
+    shown = "".join(capsys.readouterr().out.split())  # rich folds long lines to the terminal's width
+    assert f"you{''.join(spoken['transcript'].split())}" in shown
+    assert "spoken:audio/" in shown and "".join(spoken["path"].split()) in shown
 
 
 def cli_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> str:
