@@ -172,7 +172,9 @@ def _voice_command(app: AppContext, line: str, console: object) -> SpokenRequest
         return spoken_from_file(app, Path(user_attachment(raw).path), console)
     except ModalgraphError as exc:
         console.print(f"[red]{one_line(exc)}[/]")  # type: ignore[attr-defined]
-        return None
+    except KeyboardInterrupt:  # Ctrl-C while listening drops this request, not the chat
+        console.print("[yellow]not transcribed (cancelled)[/]")  # type: ignore[attr-defined]
+    return None
 
 
 def _chat_command(line: str, attachments: list[Artifact], console: object) -> bool:
