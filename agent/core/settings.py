@@ -156,6 +156,9 @@ class Settings(BaseSettings):
         description="auto: Whisper when its weights are present, else PocketSphinx (English, weaker); "
         "or name one engine.",
     )
+    asr_beams: int = Field(
+        1, ge=1, le=10, description="Whisper's beam width: 1 is greedy and fastest; openai's own uses 5."
+    )
     asr_max_minutes: float = Field(
         240.0, gt=0, description="Longest recording transcribe reads, in minutes (it is read in blocks)."
     )
