@@ -155,9 +155,15 @@ class TurnRunner:
         return dict(self.graph.get_state(config).values)
 
     def run(
-        self, session: str, request: str, attachments: list[Artifact] | None = None, on_event: EventFn = print
+        self,
+        session: str,
+        request: str,
+        attachments: list[Artifact] | None = None,
+        on_event: EventFn = print,
+        spoken: Artifact | None = None,
     ) -> dict[str, Any]:
-        return self._stream(new_turn(request, attachments or []), session, on_event)
+        """One turn; `spoken` is the recording when `request` is the transcript of a spoken request."""
+        return self._stream(new_turn(request, attachments or [], spoken), session, on_event)
 
     def resume(self, session: str, on_event: EventFn = print) -> dict[str, Any]:
         return self._stream(None, session, on_event)

@@ -204,6 +204,8 @@ def build_chat_graph(
         answer = Answer(text=text, artifacts=artifacts)
         _emit({"type": "answer", **answer.model_dump(mode="json")})
         user_entry = {"role": "user", "text": state["request"], "attachments": state.get("attachments") or []}
+        if state.get("spoken"):
+            user_entry["spoken"] = state["spoken"]
         bot_entry = {"role": "assistant", "text": text, "artifacts": [a.model_dump() for a in artifacts]}
         return {"answer": answer.model_dump(mode="json"), "history": [user_entry, bot_entry]}
 

@@ -41,6 +41,9 @@ class ChatState(TypedDict, total=False):
     history: Annotated[list[dict[str, Any]], operator.add]
     request: str
     attachments: list[dict[str, Any]]
+    # The recording the request was spoken in (its transcript is `request`), apart from the
+    # attachments: it is the request itself, not a file for the tools to work on.
+    spoken: dict[str, Any] | None
     plan: dict[str, Any] | None
     plan_error: str | None
     # The answer, when the planning call itself answered a turn that needs no tool.
@@ -49,11 +52,13 @@ class ChatState(TypedDict, total=False):
     answer: dict[str, Any] | None
 
 
-def new_turn(request: str, attachments: list[Artifact]) -> dict[str, Any]:
-    """The graph input that starts a turn, clearing what the previous turn left."""
+def new_turn(request: str, attachments: list[Artifact], spoken: Artifact | None = None) -> dict[str, Any]:
+    """The graph input that starts a turn, clearing what the previous turn left. `spoken` is the
+    recording a spoken request came from, `request` its transcript."""
     return {
         "request": request,
         "attachments": [a.model_dump() for a in attachments],
+        "spoken": spoken.model_dump() if spoken is not None else None,
         "plan": None,
         "plan_error": None,
         "direct_answer": None,

@@ -21,6 +21,7 @@ BUILTIN_TOOLS: dict[str, str] = {
     "generate_video": "tools.generate_video:GenerateVideoTool",
     "generate_audio": "tools.generate_audio:GenerateAudioTool",
     "speak": "tools.speak:SpeakTool",
+    "transcribe": "tools.transcribe:TranscribeTool",
 }
 
 ENTRY_POINT_GROUP = "modalgraph.tools"

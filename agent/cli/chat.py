@@ -15,6 +15,7 @@ from memory.sessions import check_session_name
 if TYPE_CHECKING:
     from agent.cli.audio_player import AudioPlayer
     from agent.context import AppContext
+    from agent.spoken_requests import SpokenRequest
     from agent.turns import TurnRunner
     from memory.artifacts import Artifact
 
@@ -122,14 +123,20 @@ def chat(
         if line.split()[0] == "/speak":
             speak = _speak_command(line, speak, console)
             continue
-        if line.startswith("/"):
+        spoken = None
+        if line.split()[0] == "/voice":
+            spoken = _voice_command(app, line, console)
+            if spoken is None:
+                continue
+            line = spoken.text
+        elif line.startswith("/"):
             if _chat_command(line, attachments, console):
                 player.stop()
                 return
             continue
         view.planning()
         try:
-            values = runner.run(session, line, attachments, view)
+            values = runner.run(session, line, attachments, view, spoken=spoken.audio if spoken else None)
         finally:
             view.done_planning()
         attachments = []
@@ -152,6 +159,24 @@ def _speak_command(line: str, speak: bool, console: object) -> bool:
     return speak
 
 
+def _voice_command(app: AppContext, line: str, console: object) -> SpokenRequest | None:
+    """`/voice FILE`: the request spoken in FILE, its transcript shown; None (and the reason shown)
+    when there is nothing to run."""
+    from agent.cli.spoken import spoken_from_file
+
+    raw = line.partition(" ")[2].strip()
+    if not raw:
+        console.print("[red]use /voice FILE: a recording of your request[/]")  # type: ignore[attr-defined]
+        return None
+    try:
+        return spoken_from_file(app, Path(user_attachment(raw).path), console)
+    except ModalgraphError as exc:
+        console.print(f"[red]{one_line(exc)}[/]")  # type: ignore[attr-defined]
+    except KeyboardInterrupt:  # Ctrl-C while listening drops this request, not the chat
+        console.print("[yellow]not transcribed (cancelled)[/]")  # type: ignore[attr-defined]
+    return None
+
+
 def _chat_command(line: str, attachments: list[Artifact], console: object) -> bool:
     """Handle a /command; True means leave the chat."""
 
@@ -168,6 +193,7 @@ def _chat_command(line: str, attachments: list[Artifact], console: object) -> bo
         return False
     console.print(  # type: ignore[attr-defined]
         "/attach PATH     attach a file to your next message\n"
+        "/voice FILE      speak your request: FILE is a recording of it (transcribed, then run)\n"
         "/speak on|off    read answers aloud (or stop)\n"
         "/quit            leave (the session is kept)"
     )
@@ -192,8 +218,11 @@ def _which_session(runner: TurnRunner, session: str | None, resume: bool, fresh:
 
 
 def ask(
-    request: str = typer.Argument(..., help="What you want, in plain words."),
+    request: str | None = typer.Argument(None, help="What you want, in plain words (or use --audio)."),
     attach: list[str] = typer.Option([], "--attach", "-a", help="A file to attach (repeatable)."),
+    audio: str | None = typer.Option(
+        None, "--audio", help="Take the request from this recording of it (speech to text) instead."
+    ),
     session: str | None = typer.Option(None, "--session", "-s", help=ASK_SESSION_HELP),
     resume: bool = typer.Option(False, "--continue", "-c", help=CONTINUE_HELP),
     as_json: bool = typer.Option(
@@ -208,17 +237,28 @@ def ask(
     from agent.cli.chat_view import TurnView  # deferred: imports rich
     from agent.turns import TurnRunner, speak_answer, turn_json  # deferred: imports pydantic-settings
 
+    if (request is None) == (audio is None):
+        raise ConfigError("give the request as text or as --audio FILE, one of the two")
     if session is not None:
         check_session_name(session)
     attachments = [user_attachment(a) for a in attach]
+    recording = Path(user_attachment(audio).path) if audio is not None else None
     app = _app()
     runner = TurnRunner(app)
     runner.llm  # noqa: B018  (a missing or broken planner is reported before anything else)
     runner.warm_up_in_background()  # the weights load while the graph and the session are opened
+    spoken = None
+    if recording is not None:
+        from rich.console import Console
+
+        from agent.cli.spoken import spoken_from_file
+
+        spoken = spoken_from_file(app, recording, None if as_json else Console(highlight=False))
+        request = spoken.text
     session = _which_session(runner, session, resume, fresh=True)
     on_event = (lambda event: None) if as_json else TurnView()
     _finish_interrupted(runner, session, on_event, quiet=as_json)
-    values = runner.run(session, request, attachments, on_event)
+    values = runner.run(session, str(request), attachments, on_event, spoken=spoken.audio if spoken else None)
     if app.cancel.is_set():
         raise typer.Exit(130)
     speech = speak_answer(app, values) if speak else None
@@ -228,6 +268,8 @@ def ask(
         )
     if as_json:
         out = {**turn_json(values), "session": session}
+        if spoken is not None:
+            out["spoken"] = spoken.json()
         if speech is not None:
             out["speech"] = speech  # not played: the caller is a program, and gets the path
         typer.echo(json.dumps(out, ensure_ascii=False))

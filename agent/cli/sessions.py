@@ -58,6 +58,10 @@ def show(name: str = typer.Argument(..., help="Session name.")) -> None:
     for entry in snapshot.checkpoint["channel_values"].get("history") or []:
         who = "[bold green]you[/]" if entry["role"] == "user" else "[bold magenta]modalgraph[/]"
         console.print(f"{who} {escape(entry.get('text', ''))}")
+        if entry.get("spoken"):  # the request was spoken: its text above is the transcript
+            console.print(
+                f"   [dim]spoken:[/] [blue]{entry['spoken']['mime']}[/] {escape(entry['spoken']['path'])}"
+            )
         for item in entry.get("attachments", []) + entry.get("artifacts", []):
             console.print(f"   [blue]{item['mime']}[/] {escape(item['path'])}")
 

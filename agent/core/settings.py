@@ -17,6 +17,7 @@ MODEL_ENV_PREFIX = "MODALGRAPH_MODEL_"
 
 LLMBackend = Literal["llamacpp", "openai", "transformers", "scripted"]
 TtsEngine = Literal["auto", "edge", "piper", "espeak"]
+AsrEngine = Literal["auto", "whisper", "pocketsphinx"]
 VlmChatHandler = Literal["llava-1.5", "llava-1.6", "moondream", "nanollava", "minicpm-v-2.6", "qwen2.5-vl"]
 
 
@@ -161,6 +162,18 @@ class Settings(BaseSettings):
     )
     tts_max_chars: int = Field(200_000, ge=1, description="Longest text speak reads (it is read in chunks).")
     play_audio: bool = Field(True, description="Play spoken answers (--speak) when an audio player exists.")
+    # Hearing.
+    asr_engine: AsrEngine = Field(
+        "auto",
+        description="auto: Whisper when its weights are present, else PocketSphinx (English, weaker); "
+        "or name one engine.",
+    )
+    asr_beams: int = Field(
+        1, ge=1, le=10, description="Whisper's beam width: 1 is greedy and fastest; openai's own uses 5."
+    )
+    asr_max_minutes: float = Field(
+        240.0, gt=0, description="Longest recording transcribe reads, in minutes (it is read in blocks)."
+    )
     # The web page (`modalgraph serve`).
     web_max_upload_mb: float = Field(
         25.0, gt=0, le=2048, description="Largest file the web page accepts as an upload, in MB."

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -123,6 +124,29 @@ def drop_echoed_queries(plan: Plan) -> Plan:
         filters = [value if isinstance(value, str) else None for value in map(args.get, _ECHOED_FILTERS)]
         if visual_words(query, filters) is None:
             del args["query"]
+    return plan
+
+
+TRANSCRIBE_TOOL = "transcribe"
+# Suffixes of sound files: such a path is never an image. WebM is listed because a browser's
+# microphone recording is WebM audio.
+AUDIO_SUFFIXES = frozenset(
+    (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm", ".weba")
+)
+
+
+def is_audio_path(value: object) -> bool:
+    return isinstance(value, str) and PurePath(value.strip()).suffix.lower() in AUDIO_SUFFIXES
+
+
+def route_audio_to_transcribe(plan: Plan) -> Plan:
+    """`plan` with every describe_image step given a sound file turned into transcribe on that file:
+    a small planner sees "Attached: memo.wav" and reaches for the tool it knows attachments go to,
+    which would fail on audio and take its dependents down with it."""
+    for step in plan.steps:
+        image = step.args.get("image")
+        if step.tool == "describe_image" and is_audio_path(image):
+            step.tool, step.args = TRANSCRIBE_TOOL, {"audio": image}
     return plan
 
 
@@ -251,6 +275,8 @@ class Planner:
             outcome.raw.append(raw)
             try:
                 outcome.plan = drop_echoed_queries(parse_plan(raw, self.tools, self.max_steps))
+                if TRANSCRIBE_TOOL in self.tools:
+                    outcome.plan = route_audio_to_transcribe(outcome.plan)
                 outcome.error = None
                 return outcome
             except PlanError as exc:

@@ -32,6 +32,7 @@ from agent.web.photo_grid import (
 from agent.web.serving import FileRouteGuard, ServedFiles, prepare_gradio_env
 from agent.web.sessions_panel import SessionsPanel, SessionView
 from agent.web.uploads import accept_upload, check_uploaded
+from agent.web.voice_input import hear_recording
 from memory.photo_filters import PhotoFilters
 from memory.sessions import check_session_name
 
@@ -105,6 +106,10 @@ class SessionsUI:
 class ChatUI:
     chatbot: gr.Chatbot
     box: gr.MultimodalTextbox
+    # The microphone: a recording is transcribed into the box; the stored recording waits in
+    # `voice` to go with the turn the box is sent in.
+    mic: gr.Audio
+    voice: gr.State
 
 
 @dataclass(frozen=True)
@@ -211,7 +216,14 @@ def _chat_panel() -> ChatUI:
             autofocus=True,
             elem_id="chat-input",
         )
-    return ChatUI(chatbot, box)
+        mic = gr.Audio(
+            sources=["microphone"],
+            type="filepath",
+            label="Speak a request: it is written into the box above, to check before sending",
+            elem_id="chat-mic",
+        )
+        voice = gr.State(None)
+    return ChatUI(chatbot, box, mic, voice)
 
 
 def _library_panel() -> LibraryUI:
@@ -394,8 +406,21 @@ def _wire_chat(
 ) -> None:
     max_bytes = _max_upload_bytes(app)
 
+    @toasts_errors(outputs=2)
+    def hear(
+        recorded: str | None, box: dict[str, Any] | None, progress: gr.Progress = gr.Progress()
+    ) -> tuple[Any, ...]:
+        value, recording = hear_recording(
+            app, recorded, box, max_bytes, lambda message, fraction: progress(fraction, desc=message)
+        )
+        return gr.MultimodalTextbox(value=value), recording
+
     def respond(
-        message: dict[str, Any] | None, history: list[Message], chosen: str, speak_on: bool
+        message: dict[str, Any] | None,
+        history: list[Message],
+        chosen: str,
+        speak_on: bool,
+        voice: Artifact | None = None,
     ) -> Iterator[tuple[Any, ...]]:
         try:
             text, attachments = _read_message(app, message, chosen, max_bytes)
@@ -408,7 +433,7 @@ def _wire_chat(
         messages: list[Message] = []
         try:
             for messages in chat_turn(
-                app, runner, chosen, text, attachments, files.shows, speak_on, files.thumbnail
+                app, runner, chosen, text, attachments, files.shows, speak_on, files.thumbnail, voice
             ):
                 yield before + messages, locked
         except ModalgraphError as exc:
@@ -426,12 +451,18 @@ def _wire_chat(
             gr.MultimodalTextbox(interactive=True),
             gr.Dropdown(choices=view, value=chosen),
             sessions.describe(chosen),
+            None,  # the recording went with this turn
+            None,
         )
 
-    inputs = [chat.box, chat.chatbot, session_ui.session, session_ui.speak]
+    inputs = [chat.box, chat.chatbot, session_ui.session, session_ui.speak, chat.voice]
     chat.box.submit(respond, inputs, [chat.chatbot, chat.box], concurrency_limit=1).then(
-        after_turn, [session_ui.session], [chat.box, session_ui.session, session_ui.info]
+        after_turn,
+        [session_ui.session],
+        [chat.box, session_ui.session, session_ui.info, chat.mic, chat.voice],
     )
+    chat.mic.stop_recording(hear, [chat.mic, chat.box], [chat.box, chat.voice], concurrency_limit=1)
+    chat.mic.clear(lambda: None, None, chat.voice)
     session_ui.stop_btn.click(lambda: app.cancel.set(), None, None, concurrency_limit=None)
 
 

@@ -125,7 +125,8 @@ def history_messages(
         role = "user" if entry.get("role") == "user" else "assistant"
         if entry.get("text"):
             out.append({"role": role, "content": entry["text"]})
-        out += [file_message(item, role, shows) for item in entry.get("attachments", [])]
+        spoken = [entry["spoken"]] if entry.get("spoken") else []  # the recording of a spoken request
+        out += [file_message(item, role, shows) for item in spoken + entry.get("attachments", [])]
         out += files_messages(entry.get("artifacts", []), role, shows, thumbs)
     return out
 
@@ -372,9 +373,11 @@ def run_streamed(
     return outcome["values"]
 
 
-def user_messages(request: str, attachments: list[Artifact], shows: ShowsFn) -> list[Message]:
+def user_messages(
+    request: str, attachments: list[Artifact], shows: ShowsFn, spoken: Artifact | None = None
+) -> list[Message]:
     out: list[Message] = [{"role": "user", "content": request}]
-    out += [file_message(a, "user", shows) for a in attachments]
+    out += [file_message(a, "user", shows) for a in ([spoken] if spoken else []) + attachments]
     return out
 
 
@@ -387,8 +390,10 @@ def chat_turn(
     shows: ShowsFn,
     speak: bool = False,
     thumbs: ThumbFn | None = None,
+    spoken: Artifact | None = None,
 ) -> Iterator[list[Message]]:
     """Yield this turn's messages (the user's first) each time they change, until the answer is in.
+    `spoken` is the recording `request` was transcribed from, kept with the turn.
 
     The first update already shows the planning entry, so the page answers the moment it is asked.
 
@@ -403,12 +408,12 @@ def chat_turn(
         stream = run_streamed(lambda on_event: runner.resume(session, on_event), resumed, app.cancel)
         yield from _rendered(stream, resumed.snapshot)
         done = resumed.snapshot()
-    asked = done + user_messages(request, attachments, shows)
+    asked = done + user_messages(request, attachments, shows, spoken)
     turn = TurnMessages(shows, thumbs=thumbs)
     turn.start_planning()
     yield asked + turn.snapshot()
     stream = run_streamed(
-        lambda on_event: runner.run(session, request, attachments, on_event), turn, app.cancel
+        lambda on_event: runner.run(session, request, attachments, on_event, spoken=spoken), turn, app.cancel
     )
     values = yield from _rendered(stream, lambda: asked + turn.snapshot())
     if speak and not app.cancel.is_set():
