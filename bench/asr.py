@@ -120,7 +120,6 @@ def speak_all(app: Any, requests: Sequence[str]) -> list[Path]:
 def transcribe_all(engine: str, data_dir: str, recordings: Sequence[Path]) -> dict[str, Any]:
     """One engine's transcripts and timings, or why it cannot run here."""
     from agent.asr import transcribe_file
-
     from agent.context import AppContext
     from agent.core.errors import ModalgraphError
     from agent.core.settings import load_settings
