@@ -47,7 +47,8 @@ from memory.match_check import SAMPLE_SIZE, Calibration, calibrate, judge
 from memory.perceptual_hash import perceptual_hash
 from memory.photo_filters import PhotoFilters
 from memory.photo_metadata import META_VERSION, PhotoMetadata, add_places, read_photo_metadata
-from memory.photo_pages import Cursor, PageReader
+from memory.photo_pages import Cursor, ManifestPageReader, PageReader
+from memory.record_sql import UnsupportedFilterError, where_sql
 from memory.stored_paths import PATH_BYTES_KEY, is_utf8, path_from_metadata, path_metadata
 
 if TYPE_CHECKING:
@@ -861,11 +862,11 @@ class ImageIndex:
         """A page of the filtered photos, newest first: up to k after `after` (the cursor of the
         previous page), and the cursor of this page's end, None when nothing follows.
 
-        Reads a few days' records rather than the whole library (`memory.photo_pages`)."""
+        Reads one page's records from the manifest (`memory.photo_pages`), not the whole library."""
         if k < 1:
             raise ToolInputError("k must be at least 1")
         model, collection = self._searchable()
-        reader = PageReader(self.store, collection, filters.where())
+        reader = self._page_reader(model, collection, filters.where())
 
         def to_hits(records: list[tuple[str, dict[str, Any]]], count: int) -> list[SearchHit]:
             neighbours = [Neighbour(id_, 0.0, meta) for id_, meta in records]
@@ -877,6 +878,20 @@ class ImageIndex:
             return hits, None
         last = hits[k - 1]
         return hits[:k], (last.taken or "", last.hash)
+
+    def _page_reader(
+        self, model: EmbeddingModel, collection: Any, where: dict[str, Any] | None
+    ) -> ManifestPageReader | PageReader:
+        """The manifest's pages; Chroma's for a shared server (records other machines indexed are
+        not in this manifest) or a filter SQL is not given."""
+        if not self.settings.chroma_host:
+            try:
+                condition = None if where is None else where_sql(where)
+            except UnsupportedFilterError:
+                pass
+            else:
+                return ManifestPageReader(self.manifest, model.collection_name, condition)
+        return PageReader(self.store, collection, where)
 
     def search_vector(
         self,
