@@ -14,8 +14,9 @@ import pytest
 
 from memory.library_manifest import FileRow, LibraryManifest, PhotoRow
 from memory.photo_filters import PhotoFilters
-from memory.photo_pages import Cursor, ManifestPageReader, sort_key
+from memory.photo_pages import ManifestPageReader, sort_key
 from memory.record_sql import UnsupportedFilterError, where_sql
+from tests.test_photo_pages import all_pages
 
 COLLECTION = "photos_test"
 CITIES = ("lisbon", "paris", "tokyo")
@@ -72,25 +73,12 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LibraryM
     manifest.close()
 
 
-def _all_pages(reader: ManifestPageReader, k: int) -> list[str]:
-    """Every page, as the web page asks for them: k + 1 says whether another follows."""
-    ids: list[str] = []
-    cursor: Cursor | None = None
-    for _ in range(10_000):
-        page = reader.page(k + 1, cursor, lambda records, n: records[:n])
-        ids += [id_ for id_, _ in page[:k]]
-        if len(page) <= k:
-            return ids
-        cursor = sort_key(page[k - 1])
-    raise AssertionError("paging never ended")
-
-
 @pytest.mark.parametrize("k", [1, 7, 24, 1000])
 def test_pages_are_newest_first_each_photo_once_guessed_dates_in_place(
     library: tuple[LibraryManifest, dict[str, dict]], k: int
 ) -> None:
     manifest, records = library
-    ids = _all_pages(ManifestPageReader(manifest, COLLECTION, None), k)
+    ids = all_pages(ManifestPageReader(manifest, COLLECTION, None), k)
     assert ids == [d for d, _ in sorted(records.items(), key=sort_key, reverse=True)]
     # Guessed dates sit among the EXIF dates by their date, not at the end with the undated.
     taken = [records[d].get("taken", "") for d in ids]
@@ -133,7 +121,7 @@ def test_filters_select_what_chroma_selects(
     chosen = set(chroma_library.get(where=where, include=[])["ids"])
     assert chosen and len(chosen) < len(records)  # the filter does select
     reader = ManifestPageReader(manifest, COLLECTION, where_sql(where))
-    ids = _all_pages(reader, 9)
+    ids = all_pages(reader, 9)
     expected = sorted(((d, r) for d, r in records.items() if d in chosen), key=sort_key, reverse=True)
     assert ids == [d for d, _ in expected]
 

@@ -13,7 +13,7 @@ import pytest
 from agent.context import AppContext
 from agent.core.settings import load_settings
 from memory.photo_filters import PhotoFilters
-from memory.photo_pages import Cursor, PageReader, sort_key
+from memory.photo_pages import Cursor, ManifestPageReader, PageReader, sort_key
 from tests.exif_photos import save_photo
 
 
@@ -66,7 +66,8 @@ def _library(count: int, days: int, undated: int = 0, seed: int = 3) -> list[tup
     return records
 
 
-def _all_pages(reader: PageReader, k: int) -> list[str]:
+def all_pages(reader: PageReader | ManifestPageReader, k: int) -> list[str]:
+    """Every page, as the web page asks for them: k + 1 says whether another follows."""
     ids: list[str] = []
     cursor: Cursor | None = None
     for _ in range(10_000):
@@ -82,14 +83,14 @@ def _all_pages(reader: PageReader, k: int) -> list[str]:
 def test_pages_give_every_photo_once_newest_first_undated_last(k: int) -> None:
     records = _library(400, days=900, undated=5)
     store = FakeStore(records)
-    ids = _all_pages(PageReader(store, None, None), k)  # type: ignore[arg-type]
+    ids = all_pages(PageReader(store, None, None), k)  # type: ignore[arg-type]
     assert ids == [id_ for id_, _ in sorted(records, key=sort_key, reverse=True)]
 
 
 def test_pages_keep_to_the_filter() -> None:
     records = _library(300, days=600, undated=4)
     where = {"city_key": "lisbon"}
-    ids = _all_pages(PageReader(FakeStore(records), None, where), 9)  # type: ignore[arg-type]
+    ids = all_pages(PageReader(FakeStore(records), None, where), 9)  # type: ignore[arg-type]
     expected = sorted((r for r in records if r[1]["city_key"] == "lisbon"), key=sort_key, reverse=True)
     assert ids == [id_ for id_, _ in expected]
 
