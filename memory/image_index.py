@@ -865,8 +865,7 @@ class ImageIndex:
         Reads one page's records from the manifest (`memory.photo_pages`), not the whole library."""
         if k < 1:
             raise ToolInputError("k must be at least 1")
-        model, collection = self._searchable()
-        reader = self._page_reader(model, collection, filters.where())
+        model, reader = self._page_reader(filters.where())
 
         def to_hits(records: list[tuple[str, dict[str, Any]]], count: int) -> list[SearchHit]:
             neighbours = [Neighbour(id_, 0.0, meta) for id_, meta in records]
@@ -880,18 +879,21 @@ class ImageIndex:
         return hits[:k], (last.taken or "", last.hash)
 
     def _page_reader(
-        self, model: EmbeddingModel, collection: Any, where: dict[str, Any] | None
-    ) -> ManifestPageReader | PageReader:
-        """The manifest's pages; Chroma's for a shared server (records other machines indexed are
-        not in this manifest) or a filter SQL is not given."""
-        if not self.settings.chroma_host:
+        self, where: dict[str, Any] | None
+    ) -> tuple[EmbeddingModel, ManifestPageReader | PageReader]:
+        """The manifest's pages, which need neither Chroma nor its start-up. Chroma's for a shared
+        server (records other machines indexed are not in this manifest), a filter SQL is not given,
+        or a manifest without this model's photos (Chroma's collections then say what is wrong)."""
+        model = self.embedding_model()
+        if not self.settings.chroma_host and self.manifest.has_collection(model.collection_name):
             try:
                 condition = None if where is None else where_sql(where)
             except UnsupportedFilterError:
                 pass
             else:
-                return ManifestPageReader(self.manifest, model.collection_name, condition)
-        return PageReader(self.store, collection, where)
+                return model, ManifestPageReader(self.manifest, model.collection_name, condition)
+        model, collection = self._searchable()
+        return model, PageReader(self.store, collection, where)
 
     def search_vector(
         self,

@@ -237,6 +237,11 @@ class LibraryManifest:
         ).fetchone()
         return row is not None
 
+    def has_collection(self, collection: str) -> bool:
+        """Whether any file is indexed in `collection` (one seek in the primary key)."""
+        row = self._conn.execute("SELECT 1 FROM files WHERE collection = ? LIMIT 1", (collection,)).fetchone()
+        return row is not None
+
     def known_hashes(self, collection: str) -> set[str]:
         """Hashes whose vectors are in Chroma: referenced by a file, or pending (upserted, maybe)."""
         rows = self._conn.execute(
