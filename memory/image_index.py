@@ -337,11 +337,14 @@ class ImageIndex:
             report = IndexReport(roots=[], model_id=model.model_id)
             collection = self.store.open(model, create=True)
             name = model.collection_name
-            known = self._recover(collection, name)
+            self._recover(collection, name)
 
             notify(IndexProgress("scanning", 0, 0))
             todo, finished_roots = plan(name, report)
             if todo and not cancel.is_set():
+                # Read only when something is to be embedded: an unchanged library's check need not
+                # hold every hash (100,000 of them are about 20 MB).
+                known = self.manifest.known_hashes(name)
                 self._embed_files(todo, collection, name, known, batch_size, report, notify, cancel)
             self._drop_orphans(collection, name)
             if not report.cancelled and not cancel.is_set():
@@ -513,18 +516,16 @@ class ImageIndex:
             report.removed += sum(1 for p in gone if p in known)
         return todo
 
-    def _recover(self, collection: Any, name: str) -> set[str]:
-        """Hashes whose vectors are surely in Chroma. A run killed between marking a batch pending and
-        finishing its upsert leaves pending hashes without vectors: those are forgotten here."""
-        known = self.manifest.known_hashes(name)
+    def _recover(self, collection: Any, name: str) -> None:
+        """Make the manifest's known hashes (`known_hashes`) those whose vectors are surely in
+        Chroma. A run killed between marking a batch pending and finishing its upsert leaves pending
+        hashes without vectors: those are forgotten here."""
         pending = set(self.manifest.orphaned_pending(name))
         if pending:
             present = self.store.existing_ids(collection, sorted(pending))
             missing = sorted(pending - present)
             if missing:
                 self.manifest.clear_pending(name, missing)
-                known -= set(missing)
-        return known
 
     def _drop_orphans(self, collection: Any, name: str) -> None:
         """Delete vectors no file refers to any more (deleted or changed files, killed batches)."""

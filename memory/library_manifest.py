@@ -96,7 +96,7 @@ CREATE TABLE IF NOT EXISTS root_runs (
 """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: an index run's check holds one per photo of the library
 class FileRow:
     path: str
     root: str
