@@ -76,8 +76,8 @@ CREATE TABLE IF NOT EXISTS photos (
     PRIMARY KEY (collection, hash)
 );
 -- The library newest first (`newest_photos`): the date taken, "" without one, then the hash. An
--- index on the record itself, so it can never disagree with it, and created on open: an older
--- manifest gains it on open, without a schema change.
+-- index on the record itself, so it can never disagree with it; an older manifest gains it on
+-- open, without a schema change.
 CREATE INDEX IF NOT EXISTS photos_by_taken
     ON photos (collection, coalesce(json_extract(record, '$.taken'), ''), hash);
 CREATE TABLE IF NOT EXISTS perceptual (
