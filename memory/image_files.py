@@ -96,7 +96,7 @@ class TooManyPixelsError(ImageDecodeError):
         super().__init__(f"too many pixels to decode: {width}x{height}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a scan holds one per photo of the library
 class ImageFile:
     """A candidate file found by the scan, with the stat fields that decide whether it changed."""
 

@@ -47,7 +47,8 @@ from memory.match_check import SAMPLE_SIZE, Calibration, calibrate, judge
 from memory.perceptual_hash import perceptual_hash
 from memory.photo_filters import PhotoFilters
 from memory.photo_metadata import META_VERSION, PhotoMetadata, add_places, read_photo_metadata
-from memory.photo_pages import Cursor, PageReader
+from memory.photo_pages import Cursor, ManifestPageReader, PageReader
+from memory.record_sql import UnsupportedFilterError, where_sql
 from memory.stored_paths import PATH_BYTES_KEY, is_utf8, path_from_metadata, path_metadata
 
 if TYPE_CHECKING:
@@ -336,11 +337,14 @@ class ImageIndex:
             report = IndexReport(roots=[], model_id=model.model_id)
             collection = self.store.open(model, create=True)
             name = model.collection_name
-            known = self._recover(collection, name)
+            self._recover(collection, name)
 
             notify(IndexProgress("scanning", 0, 0))
             todo, finished_roots = plan(name, report)
             if todo and not cancel.is_set():
+                # Read only when something is to be embedded: an unchanged library's check need not
+                # hold every hash (4 MB of Python strings at 20,000 photos).
+                known = self.manifest.known_hashes(name)
                 self._embed_files(todo, collection, name, known, batch_size, report, notify, cancel)
             self._drop_orphans(collection, name)
             if not report.cancelled and not cancel.is_set():
@@ -512,18 +516,16 @@ class ImageIndex:
             report.removed += sum(1 for p in gone if p in known)
         return todo
 
-    def _recover(self, collection: Any, name: str) -> set[str]:
-        """Hashes whose vectors are surely in Chroma. A run killed between marking a batch pending and
-        finishing its upsert leaves pending hashes without vectors: those are forgotten here."""
-        known = self.manifest.known_hashes(name)
+    def _recover(self, collection: Any, name: str) -> None:
+        """Make the manifest's known hashes (`known_hashes`) those whose vectors are surely in
+        Chroma. A run killed between marking a batch pending and finishing its upsert leaves pending
+        hashes without vectors: those are forgotten here."""
         pending = set(self.manifest.orphaned_pending(name))
         if pending:
             present = self.store.existing_ids(collection, sorted(pending))
             missing = sorted(pending - present)
             if missing:
                 self.manifest.clear_pending(name, missing)
-                known -= set(missing)
-        return known
 
     def _drop_orphans(self, collection: Any, name: str) -> None:
         """Delete vectors no file refers to any more (deleted or changed files, killed batches)."""
@@ -861,11 +863,10 @@ class ImageIndex:
         """A page of the filtered photos, newest first: up to k after `after` (the cursor of the
         previous page), and the cursor of this page's end, None when nothing follows.
 
-        Reads a few days' records rather than the whole library (`memory.photo_pages`)."""
+        Reads one page's records from the manifest (`memory.photo_pages`), not the whole library."""
         if k < 1:
             raise ToolInputError("k must be at least 1")
-        model, collection = self._searchable()
-        reader = PageReader(self.store, collection, filters.where())
+        model, reader = self._page_reader(filters.where())
 
         def to_hits(records: list[tuple[str, dict[str, Any]]], count: int) -> list[SearchHit]:
             neighbours = [Neighbour(id_, 0.0, meta) for id_, meta in records]
@@ -877,6 +878,23 @@ class ImageIndex:
             return hits, None
         last = hits[k - 1]
         return hits[:k], (last.taken or "", last.hash)
+
+    def _page_reader(
+        self, where: dict[str, Any] | None
+    ) -> tuple[EmbeddingModel, ManifestPageReader | PageReader]:
+        """The manifest's pages, which need neither Chroma nor its start-up. Chroma's for a shared
+        server (records other machines indexed are not in this manifest), a filter SQL is not given,
+        or a manifest without this model's photos (Chroma's collections then say what is wrong)."""
+        model = self.embedding_model()
+        if not self.settings.chroma_host and self.manifest.has_collection(model.collection_name):
+            try:
+                condition = None if where is None else where_sql(where)
+            except UnsupportedFilterError:
+                pass
+            else:
+                return model, ManifestPageReader(self.manifest, model.collection_name, condition)
+        model, collection = self._searchable()
+        return model, PageReader(self.store, collection, where)
 
     def search_vector(
         self,

@@ -28,6 +28,7 @@ from typing import Any
 
 from agent.core.disk_full import disk_full_error, is_disk_full
 from agent.core.errors import StorageError
+from memory.record_sql import SqlCondition
 from memory.stored_paths import path_from_db, path_to_db
 
 # 2: the `photos` table (when, where, with what). A version-1 manifest gains it on open, empty, and
@@ -74,6 +75,11 @@ CREATE TABLE IF NOT EXISTS photos (
     problems TEXT NOT NULL,
     PRIMARY KEY (collection, hash)
 );
+-- The library newest first (`newest_photos`): the date taken, "" without one, then the hash. An
+-- index on the record itself, so it can never disagree with it; an older manifest gains it on
+-- open, without a schema change.
+CREATE INDEX IF NOT EXISTS photos_by_taken
+    ON photos (collection, coalesce(json_extract(record, '$.taken'), ''), hash);
 CREATE TABLE IF NOT EXISTS perceptual (
     collection TEXT NOT NULL,
     hash TEXT NOT NULL,
@@ -90,7 +96,7 @@ CREATE TABLE IF NOT EXISTS root_runs (
 """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: an index run's check holds one per photo of the library
 class FileRow:
     path: str
     root: str
@@ -229,6 +235,11 @@ class LibraryManifest:
         row = self._conn.execute(
             "SELECT 1 FROM files WHERE collection = ? AND root = ? LIMIT 1", (collection, path_to_db(root))
         ).fetchone()
+        return row is not None
+
+    def has_collection(self, collection: str) -> bool:
+        """Whether any file is indexed in `collection` (one seek in the primary key)."""
+        row = self._conn.execute("SELECT 1 FROM files WHERE collection = ? LIMIT 1", (collection,)).fetchone()
         return row is not None
 
     def known_hashes(self, collection: str) -> set[str]:
@@ -373,6 +384,52 @@ class LibraryManifest:
             found.update((digest, json.loads(record)) for digest, record in rows)
         return found
 
+    def newest_photos(
+        self, collection: str, after: tuple[str, str] | None, limit: int, where: SqlCondition | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Up to `limit` (hash, photo record) of indexed content, newest first: by date taken (the
+        record's `taken`, "" without one), then by hash, both descending; after `after`, the
+        (taken, hash) of the previous page's last photo. `where` filters on the record.
+
+        Keyset pagination on the `photos_by_taken` index: a page costs the same at the start and at
+        the end of the library. Content indexed before its metadata was read (no record yet) counts
+        as undated, unless a filter asks for something only a record can hold."""
+        condition, params = ("", ()) if where is None else (f" AND {where.sql}", where.params)
+        found: list[tuple[str, dict[str, Any]]] = []
+        indexed = "EXISTS (SELECT 1 FROM files f WHERE f.collection = p.collection AND f.hash = p.hash)"
+        if after is None or after[0]:
+            # `<= ?` is the index's range; the tie on the same date is settled by the hash.
+            bound = "" if after is None else f" AND {_TAKEN} <= ? AND ({_TAKEN} < ? OR p.hash < ?)"
+            rows = self._conn.execute(
+                f"SELECT p.hash, p.record FROM photos p WHERE p.collection = ? AND {_TAKEN} > ''{bound} "
+                f"AND {indexed}{condition} ORDER BY {_TAKEN} DESC, p.hash DESC LIMIT ?",
+                (collection, *(() if after is None else (after[0], after[0], after[1])), *params, limit),
+            )
+            found += [(digest, json.loads(record)) for digest, record in rows]
+        if len(found) < limit:
+            # The undated tail: rare, so its one query may read every file row once.
+            tail = (
+                f"SELECT p.hash AS hash, p.record AS record FROM photos p "
+                f"WHERE p.collection = ? AND {_TAKEN} = '' AND {indexed}{condition}"
+            )
+            tail_params: list[Any] = [collection, *params]
+            if where is None:
+                tail += (
+                    " UNION ALL SELECT DISTINCT f.hash, '{}' FROM files f WHERE f.collection = ? AND NOT "
+                    "EXISTS (SELECT 1 FROM photos p WHERE p.collection = f.collection AND p.hash = f.hash)"
+                )
+                tail_params.append(collection)
+            below = ""
+            if after is not None and not after[0]:
+                below = " WHERE hash < ?"
+                tail_params.append(after[1])
+            rows = self._conn.execute(
+                f"SELECT hash, record FROM ({tail}){below} ORDER BY hash DESC LIMIT ?",
+                (*tail_params, limit - len(found)),
+            )
+            found += [(digest, json.loads(record)) for digest, record in rows]
+        return found
+
     # ----------------------------------------------------------------- photo metadata
 
     def save_photos(self, collection: str, photos: Sequence[PhotoRow]) -> None:
@@ -461,6 +518,10 @@ class LibraryManifest:
             "SELECT DISTINCT collection FROM files UNION SELECT collection FROM root_runs"
         )
         return sorted(row[0] for row in rows)
+
+
+# The sort key of `photos_by_taken`, written exactly as the index is, so SQLite uses the index.
+_TAKEN = "coalesce(json_extract(record, '$.taken'), '')"
 
 
 def _save_photos(conn: sqlite3.Connection, collection: str, photos: Sequence[PhotoRow]) -> None:

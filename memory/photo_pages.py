@@ -1,14 +1,20 @@
 """The library newest first, one page at a time, without reading every record.
 
-Chroma cannot sort, so listing "the 24 newest photos" the plain way reads the metadata of every
-photo the filters let through and sorts it: seconds and hundreds of megabytes on a 100k library,
-for a page that shows 24. Here a page reads only a window of days: cheap probes (ids only, at most
-`need` of them) find the narrowest range of days ending at the previous page's last day that holds
-enough photos, and only that range's metadata is read and sorted.
+`ManifestPageReader` answers from the manifest's SQLite: its `photos` table holds every indexed
+photo's record, and an index on the date taken gives a page by keyset pagination (after the previous
+page's last (taken, hash)), as cheap at the library's end as at its start; filters become SQL over
+the record (`memory.record_sql`).
 
-Order: date taken (the `taken` text, the photo's local time), newest first, then the content hash,
-so every record has one place and a page boundary falls between two records. Photos with no date
-come last; reaching them reads every record the filters let through (the rare tail of a library).
+`PageReader` answers from Chroma, for what the manifest cannot: a shared Chroma server holds records
+other machines indexed, and a filter SQL is not given. Chroma cannot sort, so cheap probes (ids
+only, at most `need` of them) find the narrowest range of days ending at the previous page's last
+day that holds enough photos, and only that range's metadata is read and sorted; its cost still
+grows with the collection.
+
+Order, for both: date taken (the `taken` text, the photo's local time), newest first, then the
+content hash, so every record has one place and a page boundary falls between two records. Photos
+with no date come last; reaching them through Chroma reads every record the filters let through
+(the rare tail of a library).
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from memory.chroma_store import ChromaStore
+from memory.library_manifest import LibraryManifest
+from memory.record_sql import SqlCondition
 
 # (taken, content hash) of a page's last photo; taken is "" for a photo with no date.
 Cursor = tuple[str, str]
@@ -119,6 +127,30 @@ class PageReader:
                 high = low - timedelta(days=1)
         if len(found) < k:
             found += to_hits(self._undated(after), k - len(found))
+        return found
+
+
+@dataclass
+class ManifestPageReader:
+    """Reads pages from the manifest: the same order and `page` contract as `PageReader`."""
+
+    manifest: LibraryManifest
+    collection_name: str
+    where: SqlCondition | None
+
+    def page(
+        self, k: int, after: Cursor | None, to_hits: Callable[[list[Record], int], list[Any]]
+    ) -> list[Any]:
+        """Up to k results after `after` (None: from the newest), in order."""
+        found: list[Any] = []
+        while len(found) < k:
+            need = k - len(found)
+            records = self.manifest.newest_photos(self.collection_name, after, need, self.where)
+            found += to_hits(records, need)
+            if len(records) < need:
+                break
+            # `to_hits` drops a record whose files went meanwhile: continue after the last one read.
+            after = sort_key(records[-1])
         return found
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,27 +15,11 @@ from memory.duplicate_moves import JOURNAL_NAME
 from memory.duplicates import find_duplicates
 from memory.library_roots import manifest_path
 from memory.perceptual_hash import distance, perceptual_hash
+from tests.cli_runner import run_cli
 from tests.duplicate_photos import Planted, build_planted
 
 # Two photos with every kind of copy, two as two framings each (different photos of one scene).
 PHOTOS = ("astronaut", "chelsea", "china", "rocket")
-
-
-def run_cli(
-    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> tuple[int, str, str]:
-    """Run `modalgraph ARGS` in-process through the real entry point; returns (exit code, out, err)."""
-    from agent.cli.main import main
-
-    monkeypatch.setattr(sys, "argv", ["modalgraph", *args])
-    monkeypatch.setenv("COLUMNS", "200")
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture

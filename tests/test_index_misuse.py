@@ -34,9 +34,9 @@ from memory.image_files import (
 )
 from memory.library_roots import load_library_roots, manifest_path
 from memory.stored_paths import path_from_db, path_from_metadata, path_metadata, path_to_db
+from tests.cli_runner import run_cli
 from tests.test_image_index import _consistency, _copy_renders
 from tests.test_misuse import _fill, mounted_tmpfs
-from tests.test_search_cli import run_cli
 from tools.paths import resolve_tool_path
 
 ODD_NAME = b"a\xff.png"  # a Latin-1 era name: 0xff is never valid in UTF-8

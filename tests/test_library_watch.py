@@ -22,6 +22,7 @@ from agent.core.settings import load_settings
 from memory.image_index import ImageIndex, IndexProgress, IndexReport, ProgressCallback
 from memory.library_roots import manifest_path
 from memory.library_watch import LibraryWatcher
+from tests.cli_runner import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -365,13 +366,8 @@ def test_watch_usage_errors_are_one_line(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from agent.cli.main import main
-
-    monkeypatch.setattr(sys, "argv", ["modalgraph", *args])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    err = capsys.readouterr().err
-    assert exited.value.code == 2
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    assert code == 2
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
 
 

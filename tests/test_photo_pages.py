@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from agent.context import AppContext
 from agent.core.settings import load_settings
 from memory.photo_filters import PhotoFilters
-from memory.photo_pages import Cursor, PageReader, sort_key
+from memory.photo_pages import Cursor, ManifestPageReader, PageReader, sort_key
 from tests.exif_photos import save_photo
 
 
@@ -65,7 +66,8 @@ def _library(count: int, days: int, undated: int = 0, seed: int = 3) -> list[tup
     return records
 
 
-def _all_pages(reader: PageReader, k: int) -> list[str]:
+def all_pages(reader: PageReader | ManifestPageReader, k: int) -> list[str]:
+    """Every page, as the web page asks for them: k + 1 says whether another follows."""
     ids: list[str] = []
     cursor: Cursor | None = None
     for _ in range(10_000):
@@ -81,14 +83,14 @@ def _all_pages(reader: PageReader, k: int) -> list[str]:
 def test_pages_give_every_photo_once_newest_first_undated_last(k: int) -> None:
     records = _library(400, days=900, undated=5)
     store = FakeStore(records)
-    ids = _all_pages(PageReader(store, None, None), k)  # type: ignore[arg-type]
+    ids = all_pages(PageReader(store, None, None), k)  # type: ignore[arg-type]
     assert ids == [id_ for id_, _ in sorted(records, key=sort_key, reverse=True)]
 
 
 def test_pages_keep_to_the_filter() -> None:
     records = _library(300, days=600, undated=4)
     where = {"city_key": "lisbon"}
-    ids = _all_pages(PageReader(FakeStore(records), None, where), 9)  # type: ignore[arg-type]
+    ids = all_pages(PageReader(FakeStore(records), None, where), 9)  # type: ignore[arg-type]
     expected = sorted((r for r in records if r[1]["city_key"] == "lisbon"), key=sort_key, reverse=True)
     assert ids == [id_ for id_, _ in expected]
 
@@ -102,8 +104,12 @@ def test_the_first_page_of_a_large_library_reads_a_few_days_not_everything() -> 
     assert store.read < 200, store.read  # a day or two of photos, not 100,000
 
 
+def _not_chroma(*args: object, **kwargs: object) -> None:
+    raise AssertionError("a page opened Chroma")
+
+
 def test_the_index_pages_its_photos_newest_first(
-    shapes_world: Path, shapes_clip_dir: Path, tmp_path: Path
+    shapes_world: Path, shapes_clip_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     renders = sorted((shapes_world / "heldout").iterdir())[:14]
     folder = tmp_path / "photos"
@@ -116,6 +122,13 @@ def test_the_index_pages_its_photos_newest_first(
         with Image.open(source) as image:
             save_photo(image, path, taken=f"{day:%Y:%m:%d} 12:00:0{i % 2}", gps=(38.7223, -9.1393))
         taken[str(path.resolve())] = (day, i % 2)
+    # No EXIF date: the file's date stands in (a guess), and places it among the others.
+    guessed = folder / "scan.jpg"
+    with Image.open(renders[0]) as image:
+        save_photo(image, guessed)
+    noon = datetime(2020, 3, 1, 12, 0, 0).timestamp()
+    os.utime(guessed, (noon, noon))
+    taken[str(guessed.resolve())] = (date(2020, 3, 1), 0)
     app = AppContext(
         load_settings(data_dir=tmp_path / "data", device="cpu", models={"clip": str(shapes_clip_dir)})
     )
@@ -123,6 +136,7 @@ def test_the_index_pages_its_photos_newest_first(
         index = app.image_index
         index.index([folder])
         (folder / "IMG_13.jpg").unlink()  # gone since indexing: still listed (the page greys it)
+        monkeypatch.setattr(index.store, "open", _not_chroma)  # pages come from the manifest alone
         paths: list[str] = []
         cursor: Cursor | None = None
         while True:
@@ -133,6 +147,9 @@ def test_the_index_pages_its_photos_newest_first(
                 break
         expected = sorted(taken, key=lambda p: taken[p], reverse=True)
         assert paths == expected
+        whole, _ = index.newest_page(PhotoFilters(), 100)
+        assert [hit.path for hit in whole] == expected  # pages cut one order, never reshuffle it
+        assert [hit.path for hit in whole if hit.taken_guess] == [str(guessed.resolve())]
         older, _ = index.newest_page(PhotoFilters(end=date(2020, 3, 1)), 10)
         assert {hit.path for hit in older} == {p for p in expected if taken[p][0] <= date(2020, 3, 1)}
     finally:

@@ -18,8 +18,8 @@ from agent.context import AppContext
 from agent.core.errors import ToolInputError
 from agent.core.settings import load_settings
 from memory.photo_filters import PhotoFilters, parse_day
+from tests.cli_runner import run_cli
 from tests.exif_photos import CITIES, build_metadata_library, save_photo
-from tests.test_search_cli import run_cli
 from tools.context import RunContext
 from tools.search_images import SearchImagesArgs, SearchImagesTool
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,24 +11,9 @@ from pydantic import ValidationError
 
 from agent.context import AppContext
 from agent.core.errors import ToolInputError
+from tests.cli_runner import run_cli
 from tools.context import RunContext
 from tools.search_images import SearchImagesArgs, SearchImagesTool
-
-
-def run_cli(
-    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> tuple[int, str, str]:
-    """Run `modalgraph ARGS` in-process through the real entry point; returns (exit code, out, err)."""
-    from agent.cli.main import main
-
-    monkeypatch.setattr(sys, "argv", ["modalgraph", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,18 +24,11 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.test_speak import _fallback_engine
-from tests.web_server import CHROMIUM, chromium_page, running_server, serve_env
+from tests.web_server import browser_api, chromium_page, running_server, screenshot, serve_env
 
 pytestmark = pytest.mark.slow
 
-if CHROMIUM is None:
-    pytest.skip(
-        "Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)",
-        allow_module_level=True,
-    )
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
-)
+sync_api = browser_api()
 
 TURN_MS = 120_000
 ANSWER_A = "I looked at your picture, drew a new one, made a clip and read the description aloud."
@@ -89,7 +81,7 @@ def _script(uploaded_artifact: Path) -> list[Any]:
 class Visit:
     """The page, the server's data dir, and where screenshots go."""
 
-    def __init__(self, page: Any, url: str, data: Path, shots: list[Path], upload: Path) -> None:
+    def __init__(self, page: Any, url: str, data: Path, shots: Path, upload: Path) -> None:
         self.page = page
         self.requests: list[str] = []
         page.on("request", lambda request: self.requests.append(request.url))
@@ -99,9 +91,7 @@ class Visit:
         self.upload = upload
 
     def screenshot(self, name: str) -> None:
-        for folder in self.shots:
-            folder.mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+        screenshot(self.page, name, self.shots)
 
     def chat_text(self) -> str:
         return str(self.page.locator("#chat").inner_text())
@@ -134,11 +124,8 @@ def server(
 @pytest.fixture(scope="module")
 def visit(server: tuple[str, Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Visit]:
     url, data, upload = server
-    shots = [tmp_path_factory.mktemp("screenshots")]
-    if os.environ.get("MODALGRAPH_TEST_SCREENSHOTS"):
-        shots.append(Path(os.environ["MODALGRAPH_TEST_SCREENSHOTS"]))
     with chromium_page(sync_api, url) as page:
-        yield Visit(page, url, data, shots, upload)
+        yield Visit(page, url, data, tmp_path_factory.mktemp("screenshots"), upload)
 
 
 def _wait_text(visit: Visit, text: str, timeout: float = TURN_MS) -> None:

@@ -19,19 +19,11 @@ import pytest
 from agent.context import AppContext
 from agent.core.settings import load_settings
 from tests.exif_photos import save_photo
-from tests.test_web_library_page import screenshot
-from tests.web_server import CHROMIUM, chromium_page, running_server, serve_env
+from tests.web_server import browser_api, chromium_page, running_server, screenshot, serve_env
 
 pytestmark = pytest.mark.slow
 
-if CHROMIUM is None:
-    pytest.skip(
-        "Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)",
-        allow_module_level=True,
-    )
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
-)
+sync_api = browser_api()
 
 SIZE = (640, 480)
 SMALL = (320, 240)

@@ -8,7 +8,6 @@ indexed before `modalgraph serve` starts (the shapes-world CLIP, the scripted LL
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,18 +18,11 @@ from PIL import Image
 from agent.context import AppContext
 from agent.core.settings import load_settings
 from tests.exif_photos import CITIES, save_photo
-from tests.web_server import CHROMIUM, chromium_page, running_server, serve_env
+from tests.web_server import browser_api, chromium_page, running_server, screenshot, serve_env
 
 pytestmark = pytest.mark.slow
 
-if CHROMIUM is None:
-    pytest.skip(
-        "Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)",
-        allow_module_level=True,
-    )
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
-)
+sync_api = browser_api()
 
 TURN_MS = 120_000
 PHOTOS = 18
@@ -93,13 +85,6 @@ def page(
     with chromium_page(sync_api, server[0]) as page:
         page.get_by_role("tab", name="Library").click()
         yield page
-
-
-def screenshot(page: Any, name: str) -> None:
-    folder = os.environ.get("MODALGRAPH_TEST_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
 
 
 def tiles(page: Any) -> Any:

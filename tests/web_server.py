@@ -85,6 +85,30 @@ def running_server(env: dict[str, str], log: Path) -> Iterator[str]:
             sys.stderr.write(f"--- server log (last lines) ---\n{log.read_text()[-2000:]}\n")
 
 
+def browser_api() -> Any:
+    """Playwright's sync API; without Debian's Chromium or Playwright, the calling test module is
+    skipped (call it at module level), saying what to install."""
+    if CHROMIUM is None:
+        pytest.skip(
+            "Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)",
+            allow_module_level=True,
+        )
+    return pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
+    )
+
+
+def screenshot(page: Any, name: str, *folders: Path) -> None:
+    """The whole page as NAME.png into each of `folders`, and into $MODALGRAPH_TEST_SCREENSHOTS
+    when set, for people to look at."""
+    wanted = list(folders)
+    if os.environ.get("MODALGRAPH_TEST_SCREENSHOTS"):
+        wanted.append(Path(os.environ["MODALGRAPH_TEST_SCREENSHOTS"]))
+    for folder in wanted:
+        folder.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
 @contextlib.contextmanager
 def chromium_page(sync_api: Any, url: str) -> Iterator[Any]:
     """A 1280x900 page of the system's Chromium, opened on `url` once the sessions have loaded."""
