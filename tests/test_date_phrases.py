@@ -67,6 +67,7 @@ def span(first: str | None, last: str | None) -> DateSpan:
 CASES = [
     # years, and open ranges around them
     ("my photos from 2018", span("2018-01-01", "2018-12-31")),
+    ("my 2019 photos", span("2019-01-01", "2019-12-31")),
     ("pictures of Lisbon in 2019", span("2019-01-01", "2019-12-31")),
     ("photos since 2022", span("2022-01-01", None)),
     ("photos after 2022", span("2023-01-01", None)),
@@ -85,6 +86,7 @@ CASES = [
     ("12 May 2024", span("2024-05-12", "2024-05-12")),
     ("2024-05-12", span("2024-05-12", "2024-05-12")),
     ("photos from May 12", span("2026-05-12", "2026-05-12")),
+    ("photos prises en mars", span("2026-03-01", "2026-03-31")),
     ("13/05/2024", span("2024-05-13", "2024-05-13")),
     ("05/13/2024", span("2024-05-13", "2024-05-13")),
     ("photos from 2024-05", span("2024-05-01", "2024-05-31")),
@@ -165,7 +167,8 @@ NOT_DATES = [
     "what's 17 times 23?",
     "a 2048x2048 drawing",
     "photos of 2000 cats",
-    "resize it to 2000 px",
+    "images up to 2000 px wide",
+    "photos from the Mars rover",
     "my iPhone 15 photos",
     "the Christmas tree in the hall",
     "fotos em Natal",  # the Brazilian city

@@ -176,10 +176,8 @@ B = r"(?<![a-z0-9])"  # word boundaries for the Latin scripts; Chinese has none
 E = r"(?![a-z0-9])"
 YEAR = r"(?P<year>(?:19|20)\d\d)"
 DAY = r"(?P<day>[0-3]?\d)(?:st|nd|rd|th|er|º|o)?"
-# "of 2000 photos" is a count: a year is not followed by what people count.
-COUNTED = (
-    r"\s+(?:photos?|pictures?|pics?|images?|fotos?|pixels?|px|people|persons?|files?|items?|dpi|mb|gb|km)\b"
-)
+# "up to 2000 pixels" is a size: a year is not followed by a unit ("my 2019 photos" is a date).
+COUNTED = r"\s+(?:pixels?|px|dpi|mb|gb|km|people|persons?|items?|files?)\b"
 # Words that make a following year a date ("in 2019"); "of" is left out ("photos of 2000 cats").
 YEAR_PREP = (
     r"(?:in|from|during|up to|since|before|after|until|till|em|de|do|da|desde|en|du|depuis|avant"
@@ -450,8 +448,10 @@ def _relative(m: re.Match[str], today: date) -> DateSpan | None:
 @_rule(rf"{B}{THIS}\s+{FULL_MONTH}{E}")
 @_rule(
     rf"{B}(?:in|during|from|em|no\s+mes\s+de|en|au\s+mois\s+de|durante|im|de|del)\s+(?:the\s+month\s+of\s+)?"
-    rf"{FULL_MONTH}(?!\s*[0-3]?\d)(?![a-z])"
+    rf"(?!mars{E}){FULL_MONTH}(?!\s*[0-3]?\d)(?![a-z])"
 )
+# French "mars" alone only after French words: "photos from Mars" is the planet.
+@_rule(rf"{B}(?:en|au\s+mois\s+de|depuis|avant|apres)\s+(?P<month>mars){E}(?!\s*[0-3]?\d)")
 def _named_month(m: re.Match[str], today: date) -> DateSpan | None:
     return _so_far(_latest_month(_MONTHS[m["month"]], today, over=False), today)
 
