@@ -21,6 +21,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from agent.core.errors import BackendError, ModalgraphError
 from agent.llm.one_call import PlanFork
 from agent.llm.openai_compat import invoke_with_schema
+from agent.planning.date_phrases import dates_in
 from agent.planning.plan import NO_TOOL, Plan, PlanError, parse_plan, plan_json_schema
 from agent.planning.prompts import load_prompt
 from tools.base import Tool
@@ -150,6 +151,21 @@ def route_audio_to_transcribe(plan: Plan) -> Plan:
     return plan
 
 
+def dates_from_request(plan: Plan, request: str, today: date) -> Plan:
+    """`plan` with the dates of every search_images step read from `request` by code when it names
+    one date range: a small model's date arithmetic ("last summer", "before 2020") is often wrong.
+    Without a date phrase, or with several different ones, the model's own dates stay."""
+    span = dates_in(request, today)
+    if span is None:
+        return plan
+    for step in plan.steps:
+        if step.tool == "search_images":
+            step.args.pop("date_from", None)
+            step.args.pop("date_to", None)
+            step.args.update(span.search_args())
+    return plan
+
+
 @dataclass
 class PlanOutcome:
     plan: Plan | None
@@ -274,7 +290,8 @@ class Planner:
                 raise BackendError(f"the planner LLM failed: {type(exc).__name__}: {exc}") from None
             outcome.raw.append(raw)
             try:
-                outcome.plan = drop_echoed_queries(parse_plan(raw, self.tools, self.max_steps))
+                parsed = drop_echoed_queries(parse_plan(raw, self.tools, self.max_steps))
+                outcome.plan = dates_from_request(parsed, request, today or self.today or date.today())
                 if TRANSCRIBE_TOOL in self.tools:
                     outcome.plan = route_audio_to_transcribe(outcome.plan)
                 outcome.error = None
