@@ -19,7 +19,7 @@ def _byte_vocab() -> dict[str, int]:
     return {char: index for index, char in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
 
 
-def build_tiny_whisper(folder: Path, max_target_positions: int = 24) -> Path:
+def build_tiny_whisper(folder: Path, max_target_positions: int = 12) -> Path:
     import torch
     from transformers import (
         WhisperConfig,
@@ -47,7 +47,7 @@ def build_tiny_whisper(folder: Path, max_target_positions: int = 24) -> Path:
         vocab[token] = len(vocab)
     tokenizer = WhisperTokenizer(vocab=vocab, merges=[])
     tokenizer.add_special_tokens({"additional_special_tokens": specials[:-TIMESTAMPS]})
-    ids = {token: vocab[token] for token in specials[: -TIMESTAMPS]}
+    ids = {token: vocab[token] for token in specials[:-TIMESTAMPS]}
     torch.manual_seed(0)
     config = WhisperConfig(
         vocab_size=len(vocab),

@@ -61,10 +61,8 @@ def transcribe_file(
     Raises ToolInputError for a file that is not usable audio, ModelMissingError when Whisper is asked
     for and absent, ToolUnavailableError when no engine can run, TranscriptionCancelled on cancel.
     """
-    from agent.asr.whisper import check_language
-
     settings = app.settings
-    language = check_language(language)
+    language = language.strip().lower() if language and language.strip() else None
     source = open_audio(path, settings.asr_max_minutes)
     setting = settings.asr_engine
     note: str | None = None
@@ -106,8 +104,9 @@ def transcribe_file(
         engine, source.seconds, progress or (lambda m, f: None), cancelled or (lambda: False)
     )
     if weights is not None:
-        from agent.asr.whisper import transcribe_with_whisper
+        from agent.asr.whisper import check_language, transcribe_with_whisper
 
+        language = check_language(language)
         segments, detected, windows = transcribe_with_whisper(app, weights, blocks, steps, language)
         model = app.catalogue.model_id("asr")
     else:

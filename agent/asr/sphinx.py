@@ -118,6 +118,7 @@ def transcribe_with_sphinx(
                 feed(endpointer.end_stream(b""))
             if in_utterance:
                 finish()
+            progress.report(seconds)
         finally:
             if in_utterance:  # cancelled mid-utterance: leave the shared decoder ready for the next call
                 decoder.end_utt()
