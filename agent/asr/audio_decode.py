@@ -27,7 +27,7 @@ SAMPLE_RATE = 16_000
 _STDERR_TAIL = 4096
 _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 _NOT_AUDIO_KINDS = ("image", "text")
-_FFMPEG_NOISE = ("Error opening input", "Error opening input files", "Conversion failed!")
+_FFMPEG_NOISE = ("Error opening input", "Error opening output", "Conversion failed!")
 
 
 @dataclass
@@ -137,6 +137,10 @@ def _probe_ffmpeg(path: Path) -> AudioSource:
             raise ToolInputError(f"{path.name} has no audio track; transcribe reads speech recordings")
         reason = _last_ffmpeg_line(done.stderr)
         raise ToolInputError(f"{path.name} is not an audio file that can be decoded: {reason}")
+    if audio.group(1) == "none":
+        codec = re.search(r"Audio: none \(.*?/ (0x[0-9a-fA-F]+)\)", done.stderr)
+        tag = f" (format tag {codec.group(1)})" if codec else ""
+        raise ToolInputError(f"{path.name} uses an audio codec that cannot be decoded{tag}")
     duration = _DURATION.search(done.stderr)
     seconds = None
     if duration:
