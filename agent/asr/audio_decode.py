@@ -209,6 +209,7 @@ def _ffmpeg_blocks(path: Path, frames: int) -> Iterator[np.ndarray]:
             # The caller may stop early (cancel, a limit): the decoder must not outlive it.
             if process.poll() is None:
                 process.kill()
+            process.stdout.close()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=10)
         if process.returncode not in (0, None) and produced == 0:
