@@ -709,7 +709,7 @@ def test_cli_models_list_shows_present_and_missing(monkeypatch: pytest.MonkeyPat
 def test_cli_pull_errors_are_one_line() -> None:
     done = run_cli("models", "pull", "nope")
     assert done.returncode != 0
-    known = "planner, clip, vlm, image-gen, video-gen, video-upscale, audio-gen, tts, planner-hf"
+    known = "planner, clip, vlm, image-gen, video-gen, video-upscale, audio-gen, tts, asr, planner-hf"
     assert done.stderr.strip().splitlines() == [f"error: unknown model 'nope'; known: {known}"]
     done = run_cli("models", "pull", "clip", env={"HF_HUB_OFFLINE": "1"})
     assert done.returncode != 0
