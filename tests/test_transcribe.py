@@ -370,7 +370,7 @@ def test_tiny_whisper_resamples_chunks_reports_progress_and_cancels(
     assert len(reports) == 1
 
     # A silent recording never reaches the model, so Whisper cannot invent words for it.
-    quiet = transcribe_file(app, _silence(tmp_path / "quiet.wav", 40.0), language="en")
+    quiet = transcribe_file(app, _silence(tmp_path / "quiet.wav", 40.0), language="English")
     assert quiet.text == "" and quiet.chunks == 0 and quiet.language == "en"
 
     # Through the tool: the engine is named in the note, and an unknown language is a clear error.
