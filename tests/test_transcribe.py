@@ -382,3 +382,18 @@ def test_tiny_whisper_resamples_chunks_reports_progress_and_cancels(
         ctx,
     )
     assert result.status == "failed" and "unknown language 'klingon'" in (result.error or "")
+
+
+@needs_piper
+def test_pocketsphinx_cancels_mid_utterance_and_hears_the_next_recording_whole(
+    make_app: Callable[..., AppContext], speech: Path, tmp_path: Path
+) -> None:
+    train, rate = soundfile.read(speech.parent / "train.wav", dtype="float32")
+    # The speech starts at 9.2 s, so the first cancel check (at 10 s of audio) falls inside it.
+    late = tmp_path / "late.wav"
+    soundfile.write(late, np.concatenate([np.zeros(int(8.5 * rate), dtype=np.float32), train]), rate)
+    app = make_app()
+    with pytest.raises(TranscriptionCancelled, match="cancelled after 10 s of 12 s"):
+        transcribe_file(app, late, cancelled=lambda: True)
+    heard = transcribe_file(app, speech.parent / "train.wav")
+    assert {"time", "train", "leave", "london"} <= heard_words(heard), heard.text
