@@ -20,7 +20,7 @@ from agent.asr.transcript import Segment, Transcript
 from agent.core.errors import ModelMissingError, ToolInputError, ToolUnavailableError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Generator
 
     import numpy as np
 
@@ -32,10 +32,12 @@ PULL_COMMAND = "modalgraph models pull asr"
 _ENGLISH = ("en", "english")
 
 
-def _counted(source: AudioSource, max_minutes: float, heard: list[float]) -> Iterator[np.ndarray]:
+def _counted(
+    source: AudioSource, max_minutes: float, heard: list[float]
+) -> Generator[np.ndarray, None, None]:
     """The source's blocks, counting the seconds read, and stopping a recording whose container did
     not say its length once it passes the limit."""
-    # Closed explicitly: a cancelled or failed run must stop the ffmpeg decoder at once.
+    # Closing this generator closes the decoder's too.
     with contextlib.closing(source.blocks()) as blocks:
         for block in blocks:
             heard[0] += len(block) / SAMPLE_RATE
@@ -106,16 +108,18 @@ def transcribe_file(
     steps = BlockProgress(
         engine, source.seconds, progress or (lambda m, f: None), cancelled or (lambda: False)
     )
-    if weights is not None:
-        from agent.asr.whisper import check_language, transcribe_with_whisper
+    # Closed on the way out, whatever happens: a cancelled or failed run stops the ffmpeg decoder.
+    with contextlib.closing(blocks):
+        if weights is not None:
+            from agent.asr.whisper import check_language, transcribe_with_whisper
 
-        language = check_language(language)
-        segments, detected, windows = transcribe_with_whisper(app, weights, blocks, steps, language)
-        model = app.catalogue.model_id("asr")
-    else:
-        from agent.asr.sphinx import SPHINX_MODEL, transcribe_with_sphinx
+            language = check_language(language)
+            segments, detected, windows = transcribe_with_whisper(app, weights, blocks, steps, language)
+            model = app.catalogue.model_id("asr")
+        else:
+            from agent.asr.sphinx import SPHINX_MODEL, transcribe_with_sphinx
 
-        segments, detected, windows = transcribe_with_sphinx(app, blocks, steps), "en", 0
-        model = SPHINX_MODEL
+            segments, detected, windows = transcribe_with_sphinx(app, blocks, steps), "en", 0
+            model = SPHINX_MODEL
     text = " ".join(s.text for s in segments).strip()
     return Transcript(text, detected, segments, engine, model, round(heard[0], 2), note, chunks=windows)

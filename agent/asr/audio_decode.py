@@ -11,7 +11,7 @@ import contextlib
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -39,7 +39,7 @@ class AudioSource:
     decoder: Literal["soundfile", "ffmpeg"]
     source_rate: int | None
 
-    def blocks(self, block_seconds: float = 10.0) -> Iterator[np.ndarray]:
+    def blocks(self, block_seconds: float = 10.0) -> Generator[np.ndarray, None, None]:
         """The recording as 16 kHz mono float32 blocks of about `block_seconds` each."""
         frames = max(1, int(block_seconds * SAMPLE_RATE))
         if self.decoder == "soundfile":
@@ -149,7 +149,7 @@ def _probe_ffmpeg(path: Path) -> AudioSource:
     return AudioSource(path, seconds, "ffmpeg", int(audio.group(2)))
 
 
-def _soundfile_blocks(path: Path, block_seconds: float) -> Iterator[np.ndarray]:
+def _soundfile_blocks(path: Path, block_seconds: float) -> Generator[np.ndarray, None, None]:
     import numpy as np
     import soundfile
     import soxr
@@ -171,7 +171,7 @@ def _soundfile_blocks(path: Path, block_seconds: float) -> Iterator[np.ndarray]:
         raise ToolInputError(f"{path.name} cannot be decoded past its header: {exc}") from None
 
 
-def _ffmpeg_blocks(path: Path, frames: int) -> Iterator[np.ndarray]:
+def _ffmpeg_blocks(path: Path, frames: int) -> Generator[np.ndarray, None, None]:
     import numpy as np
 
     command = [
