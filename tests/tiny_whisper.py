@@ -19,7 +19,7 @@ def _byte_vocab() -> dict[str, int]:
     return {char: index for index, char in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
 
 
-def build_tiny_whisper(folder: Path, max_target_positions: int = 24) -> Path:
+def build_tiny_whisper(folder: Path, max_target_positions: int = 12) -> Path:
     import torch
     from transformers import (
         WhisperConfig,

@@ -8,6 +8,7 @@ lives in its own module and imports its library only when it runs.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ from agent.asr.transcript import Segment, Transcript
 from agent.core.errors import ModelMissingError, ToolInputError, ToolUnavailableError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Generator
 
     import numpy as np
 
@@ -31,14 +32,18 @@ PULL_COMMAND = "modalgraph models pull asr"
 _ENGLISH = ("en", "english")
 
 
-def _counted(source: AudioSource, max_minutes: float, heard: list[float]) -> Iterator[np.ndarray]:
+def _counted(
+    source: AudioSource, max_minutes: float, heard: list[float]
+) -> Generator[np.ndarray, None, None]:
     """The source's blocks, counting the seconds read, and stopping a recording whose container did
     not say its length once it passes the limit."""
-    for block in source.blocks():
-        heard[0] += len(block) / SAMPLE_RATE
-        if source.seconds is None:
-            check_duration(source.path, heard[0], max_minutes)
-        yield block
+    # Closing this generator closes the decoder's too.
+    with contextlib.closing(source.blocks()) as blocks:
+        for block in blocks:
+            heard[0] += len(block) / SAMPLE_RATE
+            if source.seconds is None:
+                check_duration(source.path, heard[0], max_minutes)
+            yield block
 
 
 def _whisper_weights(app: ModelHost) -> Path:
@@ -61,10 +66,8 @@ def transcribe_file(
     Raises ToolInputError for a file that is not usable audio, ModelMissingError when Whisper is asked
     for and absent, ToolUnavailableError when no engine can run, TranscriptionCancelled on cancel.
     """
-    from agent.asr.whisper import check_language
-
     settings = app.settings
-    language = check_language(language)
+    language = language.strip().lower() if language and language.strip() else None
     source = open_audio(path, settings.asr_max_minutes)
     setting = settings.asr_engine
     note: str | None = None
@@ -105,15 +108,18 @@ def transcribe_file(
     steps = BlockProgress(
         engine, source.seconds, progress or (lambda m, f: None), cancelled or (lambda: False)
     )
-    if weights is not None:
-        from agent.asr.whisper import transcribe_with_whisper
+    # Closed on the way out, whatever happens: a cancelled or failed run stops the ffmpeg decoder.
+    with contextlib.closing(blocks):
+        if weights is not None:
+            from agent.asr.whisper import check_language, transcribe_with_whisper
 
-        segments, detected, windows = transcribe_with_whisper(app, weights, blocks, steps, language)
-        model = app.catalogue.model_id("asr")
-    else:
-        from agent.asr.sphinx import SPHINX_MODEL, transcribe_with_sphinx
+            language = check_language(language)
+            segments, detected, windows = transcribe_with_whisper(app, weights, blocks, steps, language)
+            model = app.catalogue.model_id("asr")
+        else:
+            from agent.asr.sphinx import SPHINX_MODEL, transcribe_with_sphinx
 
-        segments, detected, windows = transcribe_with_sphinx(app, blocks, steps), "en", 0
-        model = SPHINX_MODEL
+            segments, detected, windows = transcribe_with_sphinx(app, blocks, steps), "en", 0
+            model = SPHINX_MODEL
     text = " ".join(s.text for s in segments).strip()
     return Transcript(text, detected, segments, engine, model, round(heard[0], 2), note, chunks=windows)

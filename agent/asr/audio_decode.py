@@ -11,7 +11,7 @@ import contextlib
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -27,7 +27,7 @@ SAMPLE_RATE = 16_000
 _STDERR_TAIL = 4096
 _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 _NOT_AUDIO_KINDS = ("image", "text")
-_FFMPEG_NOISE = ("Error opening input", "Error opening input files", "Conversion failed!")
+_FFMPEG_NOISE = ("Error opening input", "Error opening output", "Conversion failed!")
 
 
 @dataclass
@@ -39,7 +39,7 @@ class AudioSource:
     decoder: Literal["soundfile", "ffmpeg"]
     source_rate: int | None
 
-    def blocks(self, block_seconds: float = 10.0) -> Iterator[np.ndarray]:
+    def blocks(self, block_seconds: float = 10.0) -> Generator[np.ndarray, None, None]:
         """The recording as 16 kHz mono float32 blocks of about `block_seconds` each."""
         frames = max(1, int(block_seconds * SAMPLE_RATE))
         if self.decoder == "soundfile":
@@ -137,6 +137,10 @@ def _probe_ffmpeg(path: Path) -> AudioSource:
             raise ToolInputError(f"{path.name} has no audio track; transcribe reads speech recordings")
         reason = _last_ffmpeg_line(done.stderr)
         raise ToolInputError(f"{path.name} is not an audio file that can be decoded: {reason}")
+    if audio.group(1) == "none":
+        codec = re.search(r"Audio: none \(.*?/ (0x[0-9a-fA-F]+)\)", done.stderr)
+        tag = f" (format tag {codec.group(1)})" if codec else ""
+        raise ToolInputError(f"{path.name} uses an audio codec that cannot be decoded{tag}")
     duration = _DURATION.search(done.stderr)
     seconds = None
     if duration:
@@ -145,7 +149,7 @@ def _probe_ffmpeg(path: Path) -> AudioSource:
     return AudioSource(path, seconds, "ffmpeg", int(audio.group(2)))
 
 
-def _soundfile_blocks(path: Path, block_seconds: float) -> Iterator[np.ndarray]:
+def _soundfile_blocks(path: Path, block_seconds: float) -> Generator[np.ndarray, None, None]:
     import numpy as np
     import soundfile
     import soxr
@@ -167,7 +171,7 @@ def _soundfile_blocks(path: Path, block_seconds: float) -> Iterator[np.ndarray]:
         raise ToolInputError(f"{path.name} cannot be decoded past its header: {exc}") from None
 
 
-def _ffmpeg_blocks(path: Path, frames: int) -> Iterator[np.ndarray]:
+def _ffmpeg_blocks(path: Path, frames: int) -> Generator[np.ndarray, None, None]:
     import numpy as np
 
     command = [
@@ -205,6 +209,7 @@ def _ffmpeg_blocks(path: Path, frames: int) -> Iterator[np.ndarray]:
             # The caller may stop early (cancel, a limit): the decoder must not outlive it.
             if process.poll() is None:
                 process.kill()
+            process.stdout.close()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=10)
         if process.returncode not in (0, None) and produced == 0:

@@ -35,9 +35,9 @@ class BlockProgress:
                 f"transcription cancelled after {done_seconds:.0f} s of {self._total_text()}"
             )
 
-    def report(self, done_seconds: float) -> None:
-        fraction = None
-        if self.total_seconds:
+    def report(self, done_seconds: float, finished: bool = False) -> None:
+        fraction = 1.0 if finished else None
+        if self.total_seconds and not finished:
             fraction = min(1.0, done_seconds / self.total_seconds)
         self.progress(f"{self.engine}: heard {done_seconds:.0f} s of {self._total_text()}", fraction)
 

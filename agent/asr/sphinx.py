@@ -29,6 +29,9 @@ class LoadedSphinx:
     decoder: Any
     # One decoder holds one utterance's search state: two steps at once take turns.
     lock: threading.Lock
+    # The cepstral mean the model starts from. The decoder adapts it to what it hears; each recording
+    # starts again from here, so a transcript never depends on the recordings heard before it.
+    initial_cmn: str
 
 
 def _model_bytes() -> int:
@@ -42,7 +45,8 @@ def load_sphinx(app: ModelHost) -> LoadedSphinx:
     def load() -> LoadedSphinx:
         from pocketsphinx import Decoder
 
-        return LoadedSphinx(Decoder(samprate=16_000, loglevel="FATAL"), threading.Lock())
+        decoder = Decoder(samprate=16_000, loglevel="FATAL")
+        return LoadedSphinx(decoder, threading.Lock(), decoder.get_cmn())
 
     return app.model_cache.get("asr:pocketsphinx", load, "cpu", nbytes=_model_bytes())
 
@@ -98,6 +102,7 @@ def transcribe_with_sphinx(
             )
 
     with sphinx.lock:
+        decoder.set_cmn(sphinx.initial_cmn)
         seconds = reported = 0.0
         ended = False
         try:
@@ -118,6 +123,7 @@ def transcribe_with_sphinx(
                 feed(endpointer.end_stream(b""))
             if in_utterance:
                 finish()
+            progress.report(seconds, finished=True)
         finally:
             if in_utterance:  # cancelled mid-utterance: leave the shared decoder ready for the next call
                 decoder.end_utt()

@@ -9,8 +9,10 @@ because Whisper invents words ("Thank you.") when given silence.
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +44,8 @@ class LoadedWhisper:
     device: str
     dtype: Any
     model_dir: Path
+    # A pipeline keeps each call's parameters on itself: two steps at once take turns.
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     # What the model cache counts against its memory budget (see devices.module_bytes).
     def parameters(self) -> Any:
@@ -181,12 +185,17 @@ def transcribe_with_whisper(
     segments: list[Segment] = []
     languages: list[str] = []
     windows = 0
+    end = 0.0
+    # Each window's report waits for the next window to be read, so that the last one says 100 %.
+    heard: float | None = None
     for offset, samples in speech_windows(blocks):
+        if heard is not None:
+            progress.report(heard)
         end = offset + len(samples) / SAMPLE_RATE
         progress.check_cancel(offset)
         if not _is_silent(samples):
             windows += 1
-            with quiet_transformers():
+            with whisper.lock, quiet_transformers():
                 out = whisper.pipe(
                     {"raw": samples, "sampling_rate": SAMPLE_RATE},
                     return_timestamps=True,
@@ -202,6 +211,8 @@ def transcribe_with_whisper(
                 code = _language_code(chunk.get("language"))
                 if code:
                     languages.append(code)
-        progress.report(end)
-    detected = language or (max(set(languages), key=languages.count) if languages else None)
+        heard = end
+    progress.report(end, finished=True)
+    # The language most windows were heard in; on a tie, the first heard.
+    detected = language or (Counter(languages).most_common(1)[0][0] if languages else None)
     return segments, detected, windows
