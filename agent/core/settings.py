@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent.core.errors import ConfigError
+from agent.core.mcp_server_spec import McpServerSpec
 
 ENV_PREFIX = "MODALGRAPH_"
 MODEL_ENV_PREFIX = "MODALGRAPH_MODEL_"
@@ -81,6 +82,11 @@ class Settings(BaseSettings):
     models: dict[str, str] = Field(default_factory=dict, description="Per-model overrides (path or hub id).")
     hub_timeout_s: float = Field(5.0, gt=0, description="Seconds before an unreachable hub is skipped.")
     extra_tools: list[str] = Field(default_factory=list, description="More tools, as module:Class.")
+    mcp_servers: list[McpServerSpec] = Field(
+        default_factory=list,
+        description="MCP servers whose tools the planner may use, as SERVER__TOOL: [[mcp_servers]] tables "
+        "in the file, or JSON in MODALGRAPH_MCP_SERVERS; each {name, command=[...]} or {name, url, token?}.",
+    )
     # Generators (images, video, sound).
     cpu_offload: bool = Field(
         False, description="On CUDA, keep generator parts in RAM and move each to the GPU only while it runs."
@@ -275,6 +281,8 @@ def describe_sources(settings: Settings) -> list[tuple[str, str, str]]:
         value = getattr(settings, name)
         if name == "llm_api_key" and value:
             value = "***"
+        if name == "mcp_servers":
+            value = [server.model_copy(update={"token": "***"} if server.token else {}) for server in value]
         rows.append((name, str(value), origin))
     for key, value in sorted(os.environ.items()):
         if key.startswith(MODEL_ENV_PREFIX):

@@ -1,0 +1,107 @@
+"""MCP servers' tools in the planner: the real third-party `mcp-server-time`, a server that dies
+mid-call, and one whose command does not exist, all configured through `mcp_servers`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.context import AppContext
+from agent.core.settings import load_settings
+from agent.llm.scripted import ScriptedChatModel
+from agent.planning.plan import PlanError, Step, plan_json_schema, validate_plan
+from agent.planning.planner import tool_docs
+from agent.turns import TurnRunner, turn_json
+from graphs.executor import run_step
+from graphs.state import StepResult
+from tools.context import RunContext
+
+DYING_SERVER = Path(__file__).with_name("mcp_dying_server.py")
+pytestmark = pytest.mark.skipif(shutil.which("mcp-server-time") is None, reason="pip install mcp-server-time")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppContext]:
+    """One app with three servers: the time server, the dying one, and a command that is missing."""
+    servers = [
+        {"name": "time", "command": ["mcp-server-time", "--local-timezone", "Etc/UTC"]},
+        {"name": "dying", "command": [sys.executable, str(DYING_SERVER)], "timeout_s": 20},
+        {"name": "ghost", "command": ["modalgraph-no-such-server"], "connect_timeout_s": 5},
+    ]
+    app = AppContext(load_settings(data_dir=tmp_path_factory.mktemp("mcp-client"), mcp_servers=servers))
+    app.registry  # noqa: B018  connects, as a front end's start-up does
+    yield app
+    app.close()
+
+
+def call(app: AppContext, tool: str, **args: Any) -> StepResult:
+    tool_cls = app.registry.available()[tool]
+    return run_step(Step(id=1, tool=tool, args=args), tool_cls, {}, RunContext(app=app))
+
+
+def test_the_time_servers_tools_join_the_registry_with_their_schemas(app: AppContext) -> None:
+    tools = app.registry.available()
+    assert {"time__get_current_time", "time__convert_time", "dying__echo", "dying__crash"} <= set(tools)
+    assert "search_images" in tools  # the built-in tools stay
+    now = tools["time__get_current_time"]
+    assert now.args_schema()["required"] == ["timezone"]
+    assert "time" in now.description.lower()
+    assert "- time__get_current_time(timezone): " in tool_docs(tools)
+    branches = plan_json_schema(tools, 4)["properties"]["steps"]["items"]["anyOf"]
+    branch = next(b for b in branches if b["properties"]["tool"] == {"const": "time__get_current_time"})
+    assert branch["properties"]["args"]["properties"]["timezone"]["type"] == "string"
+
+
+def test_calling_the_time_server_returns_the_time_in_tokyo(app: AppContext) -> None:
+    result = call(app, "time__get_current_time", timezone="Asia/Tokyo")
+    assert result.status == "done", result.error
+    assert json.loads(result.output)["timezone"] == "Asia/Tokyo"
+    assert json.loads(result.output)["datetime"].endswith("+09:00")
+
+
+def test_invalid_arguments_are_refused_before_the_call(app: AppContext) -> None:
+    tools = app.registry.available()
+    with pytest.raises(PlanError, match="timezone"):
+        validate_plan({"steps": [{"id": 1, "tool": "time__get_current_time", "args": {}}]}, tools, 4)
+    # `crash` would kill its server: a refused call never reaches it, so the server stays up.
+    refused = call(app, "dying__crash", reason=7)
+    assert (
+        refused.status == "failed" and refused.error == "invalid argument reason: 7 is not of type 'string'"
+    )
+    assert call(app, "dying__echo", text="still here").output == "still here"
+
+
+def test_a_server_that_dies_mid_call_fails_the_step_and_then_its_tools(app: AppContext) -> None:
+    died = call(app, "dying__crash", reason="now")
+    assert died.status == "failed"
+    assert "MCP server 'dying'" in died.error and "went away mid-call" in died.error, died.error
+    assert "\n" not in died.error and "Traceback" not in died.error
+    after = call(app, "dying__echo", text="hello")
+    assert after.status == "failed" and "unavailable" in after.error, after.error
+    assert call(app, "time__get_current_time", timezone="Etc/UTC").status == "done"  # others unharmed
+
+
+def test_a_missing_server_command_leaves_its_tools_out_with_one_line(
+    app: AppContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert not any(name.startswith("ghost__") for name in app.registry.available())
+    [note] = [line for line in app.registry.notes if "ghost" in line]
+    assert "modalgraph-no-such-server" in note and "unavailable" in note and "\n" not in note
+
+
+def test_a_turn_uses_a_remote_tool_while_another_server_is_missing(app: AppContext) -> None:
+    plan = {"steps": [{"id": 1, "tool": "time__get_current_time", "args": {"timezone": "Asia/Tokyo"}}]}
+    llm = ScriptedChatModel(replies=[json.dumps(plan), "It is evening in Tokyo."])
+    values = TurnRunner(app, llm).run("t", "What time is it in Tokyo?", [], lambda event: None)
+    out = turn_json(values)
+    [step] = out["steps"]
+    assert step["tool"] == "time__get_current_time" and step["status"] == "done"
+    assert "Asia/Tokyo" in step["output"]
+    assert out["answer"]["text"].startswith("It is evening in Tokyo.")
+    assert "time__get_current_time" in llm.prompts[0][0].content  # the planner was shown the tool
