@@ -105,3 +105,31 @@ def test_a_turn_uses_a_remote_tool_while_another_server_is_missing(app: AppConte
     assert "Asia/Tokyo" in step["output"]
     assert out["answer"]["text"].startswith("It is evening in Tokyo.")
     assert "time__get_current_time" in llm.prompts[0][0].content  # the planner was shown the tool
+
+
+def test_files_are_stored_here_and_a_damaged_one_is_refused(tmp_path: Path) -> None:
+    import base64
+    import hashlib
+
+    import mcp_types as types
+
+    from agent.core.errors import ToolUnavailableError
+    from memory.artifacts import ArtifactStore
+    from tools.remote.content import result_from_mcp
+
+    store = ArtifactStore(tmp_path)
+    data = b"\x89PNG not really"
+    good = hashlib.sha256(data).hexdigest()
+    encoded = base64.b64encode(data).decode()
+
+    def no_links(uri: str) -> types.ReadResourceResult:
+        raise AssertionError("no link to read")
+
+    image = types.ImageContent(data=encoded, mime_type="image/png", meta={"sha256": good})
+    reply = types.CallToolResult(content=[types.TextContent(text="made it"), image])
+    result = result_from_mcp(reply, store, no_links, "box_tool")
+    [artifact] = result.artifacts
+    assert result.text == "made it" and artifact.sha256 == good and Path(artifact.path).read_bytes() == data
+    damaged = types.ImageContent(data=encoded, mime_type="image/png", meta={"sha256": "0" * 64})
+    with pytest.raises(ToolUnavailableError, match="arrived damaged"):
+        result_from_mcp(types.CallToolResult(content=[damaged]), store, no_links, "box_tool")
