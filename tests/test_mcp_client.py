@@ -133,3 +133,18 @@ def test_files_are_stored_here_and_a_damaged_one_is_refused(tmp_path: Path) -> N
     damaged = types.ImageContent(data=encoded, mime_type="image/png", meta={"sha256": "0" * 64})
     with pytest.raises(ToolUnavailableError, match="arrived damaged"):
         result_from_mcp(types.CallToolResult(content=[damaged]), store, no_links, "box_tool")
+
+
+def test_models_list_and_config_show_name_the_unavailable_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from agent.cli.main import app as cli
+
+    servers = [{"name": "ghost", "url": "http://127.0.0.1:9/mcp", "token": "s3cret", "connect_timeout_s": 3}]
+    monkeypatch.setenv("MODALGRAPH_MCP_SERVERS", json.dumps(servers))
+    for command in (["models", "list"], ["config", "show"]):
+        result = CliRunner().invoke(cli, command, env={"COLUMNS": "250"})
+        assert result.exit_code == 0, result.output
+        [row] = [line for line in result.output.splitlines() if line.startswith("│ ghost ")]
+        assert "http://127.0.0.1:9/mcp" in row and " no " in row and "Connect" in row
+        assert "s3cret" not in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -282,7 +283,11 @@ def describe_sources(settings: Settings) -> list[tuple[str, str, str]]:
         if name == "llm_api_key" and value:
             value = "***"
         if name == "mcp_servers":
-            value = [server.model_copy(update={"token": "***"} if server.token else {}) for server in value]
+            shown = [
+                {**server.model_dump(exclude_defaults=True), **({"token": "***"} if server.token else {})}
+                for server in value
+            ]
+            value = json.dumps(shown)
         rows.append((name, str(value), origin))
     for key, value in sorted(os.environ.items()):
         if key.startswith(MODEL_ENV_PREFIX):
