@@ -148,3 +148,28 @@ def test_models_list_and_config_show_name_the_unavailable_server(monkeypatch: py
         [row] = [line for line in result.output.splitlines() if line.startswith("│ ghost ")]
         assert "http://127.0.0.1:9/mcp" in row and " no " in row and "Connect" in row
         assert "s3cret" not in result.output
+
+
+@pytest.mark.real_llm
+@pytest.mark.slow
+def test_the_real_planner_asks_the_time_server_for_tokyo(
+    real_planner: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from agent.llm.llamacpp import LlamaCppChatModel
+
+    servers = [{"name": "time", "command": ["mcp-server-time", "--local-timezone", "Etc/UTC"]}]
+    app = AppContext(load_settings(data_dir=tmp_path_factory.mktemp("real-time"), mcp_servers=servers))
+    try:
+        llm = LlamaCppChatModel(model_path=str(real_planner), max_tokens=256)
+        values = TurnRunner(app, llm).run("real", "What time is it in Tokyo?", [], lambda event: None)
+        out = turn_json(values)
+    finally:
+        app.close()
+    tools = [step["tool"] for step in out["plan"]["steps"]]
+    assert "time__get_current_time" in tools, json.dumps(out["plan"])
+    step = next(s for s in out["steps"] if s["tool"] == "time__get_current_time")
+    assert step["status"] == "done", step
+    clock = json.loads(step["output"])["datetime"][11:16]  # "HH:MM" in Tokyo
+    hour, minute = int(clock[:2]), clock[3:]
+    said = {clock, f"{hour % 12 or 12}:{minute}"}
+    assert any(time_text in out["answer"]["text"] for time_text in said), out["answer"]["text"]
