@@ -1,9 +1,11 @@
-"""An MCP server over stdio whose `crash` tool kills the process mid-call, and whose `echo` tool
-answers: the client must turn the first into a failed step and keep the app running."""
+"""An MCP server over stdio whose `crash` tool kills the process mid-call, whose `stall` tool never
+answers in time, and whose `echo` tool answers: the client must turn the first two into failed
+steps and keep the app running."""
 
 from __future__ import annotations
 
 import os
+import time
 
 from mcp.server import MCPServer
 
@@ -20,6 +22,13 @@ def echo(text: str) -> str:
 def crash(reason: str) -> str:
     """Die without answering."""
     os._exit(3)
+
+
+@server.tool()
+def stall(seconds: float) -> str:
+    """Take far too long."""
+    time.sleep(seconds)
+    return "late"
 
 
 if __name__ == "__main__":

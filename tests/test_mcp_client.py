@@ -28,11 +28,18 @@ pytestmark = pytest.mark.skipif(shutil.which("mcp-server-time") is None, reason=
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppContext]:
-    """One app with three servers: the time server, the dying one, and a command that is missing."""
+    """One app with five servers: the time server, the dying one, a command that is missing, one
+    whose calls time out, and one that never answers the handshake."""
     servers = [
         {"name": "time", "command": ["mcp-server-time", "--local-timezone", "Etc/UTC"]},
         {"name": "dying", "command": [sys.executable, str(DYING_SERVER)], "timeout_s": 20},
         {"name": "ghost", "command": ["modalgraph-no-such-server"], "connect_timeout_s": 5},
+        {"name": "slow", "command": [sys.executable, str(DYING_SERVER)], "timeout_s": 1},
+        {
+            "name": "mute",
+            "command": [sys.executable, "-c", "import time; time.sleep(60)"],
+            "connect_timeout_s": 3,
+        },
     ]
     app = AppContext(load_settings(data_dir=tmp_path_factory.mktemp("mcp-client"), mcp_servers=servers))
     app.registry  # noqa: B018  connects, as a front end's start-up does
@@ -93,6 +100,15 @@ def test_a_missing_server_command_leaves_its_tools_out_with_one_line(
     assert not any(name.startswith("ghost__") for name in app.registry.available())
     [note] = [line for line in app.registry.notes if "ghost" in line]
     assert "modalgraph-no-such-server" in note and "unavailable" in note and "\n" not in note
+
+
+def test_a_call_past_the_timeout_fails_the_step_and_a_mute_server_is_left_out(app: AppContext) -> None:
+    late = call(app, "slow__stall", seconds=30)
+    assert late.status == "failed" and "gave no answer within 1 s" in late.error, late.error
+    assert late.seconds < 15
+    assert not any(name.startswith("mute__") for name in app.registry.available())
+    [note] = [line for line in app.registry.notes if "'mute'" in line]
+    assert "no answer within 3 s" in note
 
 
 def test_a_turn_uses_a_remote_tool_while_another_server_is_missing(app: AppContext) -> None:

@@ -81,9 +81,11 @@ class RemoteServers:
         self._stop = self._portal.call(_new_event)
         atexit.register(self.close)
         ready: dict[str, concurrent.futures.Future[None]] = {}
+        holders: dict[str, concurrent.futures.Future[None]] = {}
         for name, state in self.states.items():
             ready[name] = concurrent.futures.Future()
-            self._holders.append(self._portal.start_task_soon(self._hold, state, ready[name]))
+            holders[name] = self._portal.start_task_soon(self._hold, state, ready[name])
+        self._holders = list(holders.values())
         started = time.monotonic()
         for name, future in ready.items():
             state = self.states[name]
@@ -91,7 +93,9 @@ class RemoteServers:
             try:
                 future.result(timeout=max(wait, 0.0))
             except concurrent.futures.TimeoutError:
-                state.problem = f"no answer within {state.spec.connect_timeout_s:g} s"
+                with self._lock:
+                    state.problem = f"no answer within {state.spec.connect_timeout_s:g} s (connect_timeout_s)"
+                holders[name].cancel()  # stop waiting on it (and stop its process)
             except Exception as exc:  # any failure to connect leaves only this server out
                 state.problem = _reason(exc)
 
@@ -207,7 +211,7 @@ class RemoteServers:
         with contextlib.suppress(Exception):
             portal.call(self._stop.set)
         for holder in self._holders:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(BaseException):  # a cancelled holder raises CancelledError
                 holder.result(timeout=5)
         with contextlib.suppress(Exception):
             self._portal_cm.__exit__(None, None, None)
