@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from agent.core.errors import ToolUnavailableError, one_line
+from agent.core.errors import ModalgraphError, ToolUnavailableError, one_line
 from agent.core.mcp_server_spec import McpServerSpec
 
 if TYPE_CHECKING:
@@ -150,7 +150,12 @@ class RemoteServers:
         return state, state.client
 
     def call_tool(
-        self, server: str, tool: str, arguments: dict[str, Any], progress: ProgressFn
+        self,
+        server: str,
+        tool: str,
+        arguments: dict[str, Any],
+        progress: ProgressFn,
+        cancelled: Callable[[], bool] = lambda: False,
     ) -> types.CallToolResult:
         """One tool call, within the server's timeout; a dead or silent server is one clear error."""
         state, client = self._usable(server)
@@ -167,7 +172,7 @@ class RemoteServers:
                     tool, arguments, read_timeout_seconds=timeout, progress_callback=on_progress
                 )
 
-        return self._run(state, f"{server}__{tool}", call)
+        return self._run(state, f"{server}__{tool}", call, cancelled)
 
     def read_resource(self, server: str, uri: str) -> types.ReadResourceResult:
         state, client = self._usable(server)
@@ -180,15 +185,29 @@ class RemoteServers:
 
         return self._run(state, f"reading {uri} from {server}", read)
 
-    def _run(self, state: ServerState, what: str, work: Callable[[], Any]) -> Any:
+    def _run(
+        self,
+        state: ServerState,
+        what: str,
+        work: Callable[[], Any],
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> Any:
         assert self._portal is not None
+        future = self._portal.start_task_soon(work)
         try:
-            return self._portal.call(work)
+            # Waiting apart from reading the result: the call's own timeout is a TimeoutError too.
+            while not concurrent.futures.wait([future], timeout=0.2).done:
+                if cancelled():  # Ctrl-C in the front end: drop the call and stop
+                    future.cancel()
+                    raise ModalgraphError(f"{what}: cancelled")
+            return future.result()
         except TimeoutError:
             raise ToolUnavailableError(
                 f"{what}: MCP server {state.spec.name!r} ({state.spec.where()}) gave no answer within "
                 f"{state.spec.timeout_s:g} s (timeout_s in its mcp_servers entry)"
             ) from None
+        except ModalgraphError:
+            raise
         except Exception as exc:
             from mcp.shared.exceptions import MCPError
 

@@ -46,7 +46,9 @@ class RemoteToolMethods:
 
     def run(self, args: ToolArgs, ctx: RunContext) -> ToolResult:
         arguments = args.arguments() if isinstance(args, JsonSchemaArgs) else args.model_dump(mode="json")
-        result = self.servers.call_tool(self.server, self.remote_name, arguments, ctx.progress)
+        result = self.servers.call_tool(
+            self.server, self.remote_name, arguments, ctx.progress, lambda: ctx.cancelled
+        )
         if result.is_error:
             import mcp_types as types
 
