@@ -201,3 +201,37 @@ def test_a_cancelled_turn_stops_waiting_for_a_remote_call(app: AppContext) -> No
     finally:
         app.cancel.clear()
     assert result.status == "failed" and result.error == "slow__stall: cancelled", result.error
+
+
+def test_replaces_local_takes_a_name_only_with_the_same_schema_and_no_local_files(tmp_path: Path) -> None:
+    import mcp_types as types
+
+    from agent.core.mcp_server_spec import McpServerSpec
+    from tools.registry import ToolRegistry
+    from tools.remote.connections import RemoteServers
+    from tools.remote.remote_tool import build_remote_tools
+
+    local = ToolRegistry.default().available()
+    servers = RemoteServers([McpServerSpec(name="box", url="http://box/mcp", replaces_local=True)], tmp_path)
+    state = servers.states["box"]
+    state.client = object()  # type: ignore[assignment]  # as if connected
+    same = {name: local[name].args_schema() for name in ("generate_image", "describe_image")}
+    state.tools = [
+        *(
+            types.Tool(name=name, description=f"remote {name}", input_schema=schema)
+            for name, schema in same.items()
+        ),
+        types.Tool(
+            name="speak", description="remote speak", input_schema={"type": "object", "properties": {}}
+        ),
+    ]
+    built = build_remote_tools(servers, local)
+    names = {tool.name: tool for tool in built.tools}
+    assert set(names) == {"generate_image", "box__describe_image", "box__speak"}
+    assert names["generate_image"].description == "remote generate_image"
+    [files, other] = built.notes
+    assert (
+        "describe_image would be sent paths of this machine (image)" in files
+        and "box__describe_image" in files
+    )
+    assert "speak takes other arguments than the local one" in other

@@ -110,10 +110,11 @@ def build_remote_tools(servers: RemoteServers, local: Mapping[str, type[Tool]]) 
             continue
         for listing in state.tools:
             replaced = local.get(listing.name) if state.spec.replaces_local else None
-            if replaced is not None and dict(listing.input_schema) != replaced.args_schema():
+            why_not = _why_not_replace(replaced, listing) if replaced is not None else None
+            if why_not:
                 built.notes.append(
-                    f"warning: {name}'s {listing.name} takes other arguments than the local one; it is "
-                    f"offered as {name}{TOOL_NAME_SEPARATOR}{listing.name} and the local tool is kept"
+                    f"warning: {name}'s {listing.name} {why_not}; it is offered as "
+                    f"{name}{TOOL_NAME_SEPARATOR}{listing.name} and the local tool is kept"
                 )
                 replaced = None
             try:
@@ -121,3 +122,12 @@ def build_remote_tools(servers: RemoteServers, local: Mapping[str, type[Tool]]) 
             except Exception as exc:  # a malformed schema leaves out this tool, not the server
                 built.notes.append(f"MCP server {name!r}: tool {listing.name!r} left out: {exc}")
     return built
+
+
+def _why_not_replace(local: type[Tool], listing: types.Tool) -> str | None:
+    if dict(listing.input_schema) != local.args_schema():
+        return "takes other arguments than the local one"
+    if local.artifact_inputs:
+        # Its file arguments would be paths on this machine, which the server cannot read.
+        return f"would be sent paths of this machine ({', '.join(local.artifact_inputs)})"
+    return None
