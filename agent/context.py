@@ -6,6 +6,7 @@ and tools as `tools.context.ToolHost`, two Protocols it satisfies."""
 
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,6 +22,8 @@ from memory.artifacts import ArtifactStore
 from memory.image_index import ImageIndex
 from memory.library_roots import load_library_roots
 from tools.registry import ToolRegistry
+from tools.remote.connections import RemoteServers
+from tools.remote.remote_tool import build_remote_tools
 
 if TYPE_CHECKING:
     from agent.models.cache import ModelCache
@@ -40,7 +43,31 @@ class AppContext:
 
     @cached_property
     def registry(self) -> ToolRegistry:
-        return ToolRegistry.default(self.settings.extra_tools)
+        """The built-in, plugin and configured tools, then the MCP servers' tools: a server that is
+        down costs its tools and one line on stderr, never the app."""
+        registry = ToolRegistry.default(self.settings.extra_tools)
+        if self.settings.mcp_servers:
+            remote = build_remote_tools(self.remote_servers, registry.available())
+            for tool in remote.tools:
+                registry.register(tool)
+            registry.notes.extend(remote.notes)
+            for note in remote.notes:
+                print(note, file=sys.stderr)
+        return registry
+
+    @cached_property
+    def remote_servers(self) -> RemoteServers:
+        """Connections to the `mcp_servers`, all opened at once, each within its connect timeout."""
+        servers = RemoteServers(self.settings.mcp_servers, self.settings.data_dir / "mcp-logs")
+        servers.connect()
+        return servers
+
+    def close(self) -> None:
+        """Close what holds processes or files open: MCP connections and the image index."""
+        if "remote_servers" in self.__dict__:
+            self.remote_servers.close()
+        if "image_index" in self.__dict__:
+            self.image_index.close()
 
     @cached_property
     def catalogue(self) -> Catalogue:

@@ -270,6 +270,8 @@ def test_result_conversion(tmp_path: Path) -> None:
 
     big = artifact_content(Artifact(path=str(png), mime="image/png", sha256="ab"), inline_limit=50)
     assert isinstance(big, types.ResourceLink) and big.size == 108 and big.meta == {"sha256": "ab"}
+    inline = artifact_content(Artifact(path=str(png), mime="image/png", sha256="ab"))
+    assert isinstance(inline, types.ImageContent) and inline.meta == {"sha256": "ab"}  # checked on arrival
     gone = artifact_content(Artifact(path=str(tmp_path / "gone.wav"), mime="audio/wav"))
     assert isinstance(gone, types.TextContent) and "no longer readable" in gone.text
     assert result_content("", []) == []

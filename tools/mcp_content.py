@@ -40,12 +40,14 @@ def artifact_content(artifact: Artifact, inline_limit: int = DEFAULT_INLINE_LIMI
         size = path.stat().st_size
     except OSError:
         return TextContent(text=f"file no longer readable: {artifact.path}")
+    # The sha256 travels in every block's metadata, so a client that copies the file (a laptop
+    # using a generator box) can check it arrived whole.
+    meta = {"sha256": artifact.sha256} if artifact.sha256 else None
     if is_inlined(artifact, size, inline_limit):
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         if artifact.kind == "image":
-            return ImageContent(data=data, mime_type=artifact.mime)
-        return AudioContent(data=data, mime_type=artifact.mime)
-    meta = {"sha256": artifact.sha256} if artifact.sha256 else None
+            return ImageContent(data=data, mime_type=artifact.mime, meta=meta)
+        return AudioContent(data=data, mime_type=artifact.mime, meta=meta)
     return ResourceLink(
         uri=path.resolve().as_uri(), name=path.name, mime_type=artifact.mime, size=size, meta=meta
     )

@@ -46,6 +46,8 @@ class ToolRegistry:
 
     def __init__(self, tools: Iterable[type[Tool]] = ()) -> None:
         self._tools: dict[str, type[Tool]] = {}
+        # One line per MCP server or tool left out, for start-up and `modalgraph models list`.
+        self.notes: list[str] = []
         for tool in tools:
             self.register(tool)
 

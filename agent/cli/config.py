@@ -18,6 +18,7 @@ def show() -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from agent.cli.mcp_status import print_mcp_servers
     from agent.core.settings import (
         config_file_path,
         describe_sources,
@@ -30,4 +31,6 @@ def show() -> None:
         table.add_column(column, overflow="fold")
     for name, value, origin in describe_sources(settings):
         table.add_row(name, escape(value), origin)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    print_mcp_servers(settings, console)

@@ -21,6 +21,7 @@ def list_models() -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from agent.cli.mcp_status import print_mcp_servers
     from agent.core.settings import load_settings  # deferred: imports pydantic-settings
     from agent.models.catalogue import Catalogue  # deferred: imports pydantic-settings
 
@@ -33,7 +34,9 @@ def list_models() -> None:
         present = "[green]yes[/]" if status.present else "[red]no[/]"
         where = str(status.path) if status.present else status.detail
         table.add_row(name, status.format, status.source, present, where)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    print_mcp_servers(catalogue.settings, console)
 
 
 @models_app.command("pull")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -11,6 +12,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent.core.errors import ConfigError
+from agent.core.mcp_server_spec import McpServerSpec
 
 ENV_PREFIX = "MODALGRAPH_"
 MODEL_ENV_PREFIX = "MODALGRAPH_MODEL_"
@@ -87,6 +89,11 @@ class Settings(BaseSettings):
     models: dict[str, str] = Field(default_factory=dict, description="Per-model overrides (path or hub id).")
     hub_timeout_s: float = Field(5.0, gt=0, description="Seconds before an unreachable hub is skipped.")
     extra_tools: list[str] = Field(default_factory=list, description="More tools, as module:Class.")
+    mcp_servers: list[McpServerSpec] = Field(
+        default_factory=list,
+        description="MCP servers whose tools the planner may use, as SERVER__TOOL: [[mcp_servers]] tables "
+        "in the file, or JSON in MODALGRAPH_MCP_SERVERS; each {name, command=[...]} or {name, url, token?}.",
+    )
     # Generators (images, video, sound).
     cpu_offload: bool = Field(
         False, description="On CUDA, keep generator parts in RAM and move each to the GPU only while it runs."
@@ -310,6 +317,12 @@ def describe_sources(settings: Settings) -> list[tuple[str, str, str]]:
             value = "***"
         if name == "sessions_url" and value:
             value = url_without_password(value)
+        if name == "mcp_servers":
+            shown = [
+                {**server.model_dump(exclude_defaults=True), **({"token": "***"} if server.token else {})}
+                for server in value
+            ]
+            value = json.dumps(shown)
         rows.append((name, str(value), origin))
     for key, value in sorted(os.environ.items()):
         if key.startswith(MODEL_ENV_PREFIX):

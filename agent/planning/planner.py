@@ -33,14 +33,13 @@ if TYPE_CHECKING:
 PLAN_MAX_TOKENS = 512
 
 
-def _field_doc(name: str, info: Any) -> str:
-    return name if info.is_required() else f"{name}?"
-
-
 def tool_docs(tools: Mapping[str, type[Tool]]) -> str:
+    # Read from the argument schema, not the pydantic fields: an MCP server's tool has only a schema.
     lines = []
     for tool in tools.values():
-        args = ", ".join(_field_doc(n, f) for n, f in tool.args_model.model_fields.items())
+        schema = tool.args_schema()
+        required = set(schema.get("required", ()))
+        args = ", ".join(n if n in required else f"{n}?" for n in schema.get("properties", {}))
         lines.append(f"- {tool.name}({args}): {tool.description}")
     return "\n".join(lines)
 

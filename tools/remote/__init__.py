@@ -1,0 +1,1 @@
+"""Tools of other MCP servers, offered to the planner beside the built-in ones."""
