@@ -1,9 +1,13 @@
 """The default local planner (Qwen2.5-Coder-1.5B Q4_K_M through llama.cpp) on real requests.
 
 Runs whenever the GGUF has been pulled; CI pulls it. The labelled set mixes plain chat, single
-steps, chains and parallel steps over the six tools, and photo searches whose place, dates, camera,
+steps, chains and parallel steps over the built-in tools, and photo searches whose place, dates, camera,
 folder and exclusions must become search_images filters (in several languages, with relative
 dates planned as of the set's pinned today; see agent/planning/plan_eval.py).
+
+Each test plans a fixed sample of its set (every 4th labelled request, every 3rd history row): the
+whole sets take about 17 minutes of two CPU cores, most of the suite's time. `python
+bench/plan_quality.py` plans every row; the README quotes its figures.
 """
 
 from __future__ import annotations
@@ -15,41 +19,44 @@ import pytest
 
 from agent.context import AppContext
 from agent.core.settings import load_settings
-from agent.planning.plan_eval import HistoryScores, load_history_rows, load_labelled, score_all
+from agent.planning.plan_eval import evaluate_history, evaluate_labelled, load_history_rows, load_labelled
 from agent.planning.planner import Planner
 from agent.turns import TurnRunner, turn_json
 from graphs.chat import history_lines
 
 pytestmark = [pytest.mark.real_llm, pytest.mark.slow]
 
-# Measured with the default planner (see the README); floors a little under, so a regression fails.
-FOLLOW_UP_FLOOR = 0.8  # measured 14/15
-NEW_TOPIC_FLOOR = 0.66  # measured 12/15
-
 LABELLED = Path(__file__).parent / "data" / "planner_eval.jsonl"
 HISTORY = Path(__file__).parent / "data" / "planner_history.jsonl"
+LABELLED_EVERY = 4
+HISTORY_EVERY = 3
+
+# Measured with the default planner on these samples; floors a little under, so that a regression
+# fails while a one-request wobble does not. The whole sets' figures are in the README.
+NODE_FLOOR = NODE_FLOOR_PLACEHOLDER
+EDGE_FLOOR = EDGE_FLOOR_PLACEHOLDER
+FILTER_FLOOR = FILTER_FLOOR_PLACEHOLDER
+FOLLOW_UP_FLOOR = 0.6  # measured 4/5 (13/15 on the whole set)
+NEW_TOPIC_FLOOR = 0.8  # measured 5/5 (11/15 on the whole set)
+
+
+def planner_for(llm: object) -> Planner:
+    app = AppContext(load_settings())
+    return Planner(llm, app.registry.available(), app.settings.max_steps)  # type: ignore[arg-type]
 
 
 def test_planner_tool_edge_and_filter_scores(real_planner: Path, shared_llm: object) -> None:
-    app = AppContext(load_settings())
-    planner = Planner(shared_llm, app.registry.available(), app.settings.max_steps)  # type: ignore[arg-type]
     rows = load_labelled(LABELLED)
-    assert len(rows) >= 70
-    assert sum(1 for r in rows for s in r.steps if "args" in s) >= 25
-    pairs = []
-    for row in rows:
-        outcome = planner.make_plan(row.request, row.attachments, today=row.today)
-        predicted = [s.model_dump() for s in outcome.plan.steps] if outcome.plan else []
-        pairs.append((row.request, predicted, row.steps))
-    scores = score_all(pairs)
+    sample = rows[::LABELLED_EVERY]
+    # The sample keeps every kind of request: plain chat, chains, attachments and filtered searches.
+    assert len(rows) >= 80 and len(sample) >= 20
+    assert sum(1 for r in sample for s in r.steps if "args" in s) >= 8
+    assert any(not r.steps for r in sample) and any(len(r.steps) > 1 for r in sample)
+    scores = evaluate_labelled(planner_for(shared_llm), sample)
     print("\n" + scores.summary() + "\n" + "\n".join(scores.misses))
-    # Measured with the default planner, planning in one call (agent.llm.one_call): tool-node F1
-    # 0.970, edge F1 0.815, filter values 0.787, plain chat 10/10 (two calls: 0.965, 0.815, 0.779,
-    # 9/10). The filter target of the photo-search work is 0.85; the floors below are what this
-    # 1.5B model reaches today, so that a regression fails while the gap stays visible.
-    assert scores.node.score >= 0.95, scores.summary()
-    assert scores.edge.score >= 0.75, scores.summary()
-    assert scores.filters.score >= 0.75, scores.summary()
+    assert scores.node.score >= NODE_FLOOR, scores.summary()
+    assert scores.edge.score >= EDGE_FLOOR, scores.summary()
+    assert scores.filters.score >= FILTER_FLOOR, scores.summary()
     assert scores.chat.right >= scores.chat.total - 1, scores.summary()
 
 
@@ -63,19 +70,10 @@ def test_text_only_turn_with_the_real_model(real_planner: Path, shared_llm: obje
 
 def test_history_helps_follow_ups_and_leaves_new_topics_alone(real_planner: Path, shared_llm: object) -> None:
     app = AppContext(load_settings())
-    planner = Planner(shared_llm, app.registry.available(), app.settings.max_steps)  # type: ignore[arg-type]
-    scores = HistoryScores()
-
-    def planned(request: str, history: list[str], today: object) -> list[dict]:
-        outcome = planner.make_plan(request, [], history, today=today)  # type: ignore[arg-type]
-        return [s.model_dump() for s in outcome.plan.steps] if outcome.plan else []
-
-    for row in load_history_rows(HISTORY):
-        seen = planned(row.request, history_lines(row.history, app.settings.history_turns), row.today)
-        if row.kind == "follow-up":
-            scores.add_follow_up(row.request, seen, row.steps)
-        else:
-            scores.add_new_topic(row.request, seen, planned(row.request, [], row.today), row.steps)
+    sample = load_history_rows(HISTORY)[::HISTORY_EVERY]
+    assert {row.kind for row in sample} == {"follow-up", "new-topic"}
+    turns = app.settings.history_turns
+    scores = evaluate_history(planner_for(shared_llm), sample, lambda entries: history_lines(entries, turns))
     print("\n" + scores.summary() + "\n" + "\n".join(scores.misses))
     assert scores.follow_up.score >= FOLLOW_UP_FLOOR, scores.summary()
     assert scores.new_topic.score >= NEW_TOPIC_FLOOR, scores.summary()

@@ -21,15 +21,18 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.core.errors import ToolInputError
 from memory.photo_filters import file_types, parse_day, place_key
 from memory.photo_metadata import fold
+
+if TYPE_CHECKING:
+    from agent.planning.planner import Planner
 
 EVAL_TODAY = date(2026, 11, 29)
 SEARCH_TOOL = "search_images"
@@ -313,3 +316,54 @@ class HistoryScores:
             f"follow-ups right {self.follow_up.right}/{self.follow_up.total}, "
             f"new topics planned as without history {self.new_topic.right}/{self.new_topic.total}"
         )
+
+
+# ----------------------------------------------------------------------------- running a planner
+#
+# The test suite plans a fixed sample of each set (every 4th row: the whole sets take 17 minutes of
+# two CPU cores, most of the suite's time); `python bench/plan_quality.py` plans all of them.
+
+
+def planned_steps(
+    planner: Planner,
+    request: str,
+    attachments: Sequence[str] = (),
+    history: Sequence[str] = (),
+    today: date | None = None,
+) -> list[dict[str, Any]]:
+    """The steps `planner` plans for one request, as dicts; none when it gave no valid plan."""
+    outcome = planner.make_plan(request, attachments, history, today=today)
+    return [s.model_dump() for s in outcome.plan.steps] if outcome.plan else []
+
+
+def evaluate_labelled(
+    planner: Planner, rows: Sequence[LabelledRequest], on_row: Callable[[int], None] | None = None
+) -> PlanScores:
+    scores = PlanScores()
+    for n, row in enumerate(rows, 1):
+        scores.add(
+            row.request, planned_steps(planner, row.request, row.attachments, today=row.today), row.steps
+        )
+        if on_row:
+            on_row(n)
+    return scores
+
+
+def evaluate_history(
+    planner: Planner,
+    rows: Sequence[HistoryRequest],
+    lines: Callable[[list[dict[str, Any]]], list[str]],
+    on_row: Callable[[int], None] | None = None,
+) -> HistoryScores:
+    """`lines` turns a row's history entries into the prompt's history lines, as a chat turn does."""
+    scores = HistoryScores()
+    for n, row in enumerate(rows, 1):
+        seen = planned_steps(planner, row.request, history=lines(row.history), today=row.today)
+        if row.kind == "follow-up":
+            scores.add_follow_up(row.request, seen, row.steps)
+        else:
+            alone = planned_steps(planner, row.request, today=row.today)
+            scores.add_new_topic(row.request, seen, alone, row.steps)
+        if on_row:
+            on_row(n)
+    return scores
