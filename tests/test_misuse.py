@@ -69,7 +69,7 @@ def test_a_second_turn_on_a_busy_session_waits_and_both_turns_are_kept(tmp_path:
     [
         (["search", "x", "-k", "0"], "Invalid value for '-k'"),
         (["search", "--nope"], "No such option: --nope"),
-        (["ask"], "Missing argument 'request'"),
+        (["ask"], "give the request as text or as --audio FILE"),
         (["index", "--bogus"], "No such option: --bogus"),
         (["nosuchcommand"], "No such command 'nosuchcommand'"),
         (["sessions", "show"], "Missing argument 'name'"),
