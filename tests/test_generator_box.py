@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from agent.llm.scripted import ScriptedChatModel
 from agent.planning.plan import Step
 from agent.turns import TurnRunner, turn_json
 from graphs.executor import run_step
+from tests.local_servers import free_port, wait_until_listening
 from tools.context import RunContext
 from tools.generate_image import GenerateImageTool
 
@@ -36,12 +36,6 @@ class Box:
     url: str
     data_dir: Path
     log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -73,15 +67,7 @@ def box(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) 
     with log.open("w") as errors:
         process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=errors)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError as exc:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"box did not start: {log.read_text()}") from exc
-                time.sleep(0.1)
+        wait_until_listening(process, port, log, "box")
         yield Box(process, f"http://127.0.0.1:{port}/mcp", data, log)
     finally:
         process.kill()

@@ -8,10 +8,8 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from agent.context import AppContext
 from agent.core.settings import load_settings
 from memory.artifacts import Artifact
 from tests.fake_tools import MEDIA_SPEC
+from tests.local_servers import free_port, wait_until_listening
 from tools.mcp_content import artifact_content, result_content
 from tools.registry import ToolRegistry
 
@@ -188,12 +187,6 @@ def test_refusals_are_one_line(
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def http_server(server_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     """`modalgraph mcp --http` on a free loopback port, with a token; yields its URL."""
@@ -219,15 +212,7 @@ def http_server(server_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
             stderr=errors,
         )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError as exc:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"server did not start: {log.read_text()}") from exc
-                time.sleep(0.1)
+        wait_until_listening(process, port, log, "server")
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         process.terminate()

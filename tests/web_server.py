@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,11 @@ from typing import Any
 
 import pytest
 
+from tests.local_servers import free_port
 from tests.test_sessions import ROOT
 
 STARTUP_S = 180
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def serve_env(data: Path, script: Path, clip_dir: Path, config: Path, **extra: str) -> dict[str, str]:

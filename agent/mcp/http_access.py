@@ -4,18 +4,12 @@ bearer token from MODALGRAPH_MCP_TOKEN."""
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
+from agent.core.asgi import ASGIApp, Receive, Scope, Send, refuse
 from agent.core.errors import ConfigError
 from agent.core.hosts import is_loopback
 
 TOKEN_ENV = "MODALGRAPH_MCP_TOKEN"
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def check_http_access(host: str, allow_remote: bool, token: str | None) -> str | None:
@@ -53,19 +47,7 @@ class BearerTokenGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not self._authorized(scope):
-            body = b"missing or wrong bearer token"
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 401,
-                    "headers": [
-                        (b"content-type", b"text/plain; charset=utf-8"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"www-authenticate", b"Bearer"),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await refuse(send, 401, b"missing or wrong bearer token", [(b"www-authenticate", b"Bearer")])
             return
         await self.app(scope, receive, send)
 

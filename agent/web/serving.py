@@ -11,10 +11,10 @@ change in Gradio's rules cannot widen what is served.
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.core.asgi import ASGIApp, Receive, Scope, Send, refuse
 from agent.core.errors import ConfigError
 from agent.core.hosts import is_loopback
 from agent.core.settings import config_file_path
@@ -26,10 +26,6 @@ from memory.thumbnails import PhotoRefusedError, ThumbnailCache, ThumbnailUnavai
 if TYPE_CHECKING:
     from agent.core.settings import Settings
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 SAFE_KINDS = frozenset({"image", "audio", "video"})
 UNSAFE_MIMES = frozenset({"image/svg+xml"})
@@ -203,18 +199,7 @@ class FileRouteGuard:
         if scope["type"] == "http":
             target = file_route_target(scope.get("path", ""))
             if target is not None and not self.files.serves(target):
-                body = b"File not allowed."
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 403,
-                        "headers": [
-                            (b"content-type", b"text/plain; charset=utf-8"),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                await refuse(send, 403, b"File not allowed.")
                 return
         await self.app(scope, receive, send)
 
