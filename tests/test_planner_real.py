@@ -33,9 +33,9 @@ HISTORY_EVERY = 3
 
 # Measured with the default planner on these samples; floors a little under, so that a regression
 # fails while a one-request wobble does not. The whole sets' figures are in the README.
-NODE_FLOOR = NODE_FLOOR_PLACEHOLDER
-EDGE_FLOOR = EDGE_FLOOR_PLACEHOLDER
-FILTER_FLOOR = FILTER_FLOOR_PLACEHOLDER
+NODE_FLOOR = 0.95  # measured 0.980 (0.968 on the whole set)
+EDGE_FLOOR = 0.6  # measured 0.750 (0.812); few edges in the sample, so one weighs a lot
+FILTER_FLOOR = 0.64  # measured 18/25 = 0.720 (0.791)
 FOLLOW_UP_FLOOR = 0.6  # measured 4/5 (13/15 on the whole set)
 NEW_TOPIC_FLOOR = 0.8  # measured 5/5 (11/15 on the whole set)
 
