@@ -156,11 +156,14 @@ def planner_scores(
     from agent.context import AppContext
     from agent.core.settings import load_settings
     from agent.llm.llamacpp import LlamaCppChatModel
+    from agent.models.catalogue import Catalogue
     from agent.planning.plan_eval import score_all
     from agent.planning.planner import Planner
 
+    # The user's pulled planner (the data dir here is a scratch one).
+    planner_path = Catalogue.load(load_settings()).resolve("planner")
     app = AppContext(load_settings(data_dir=data_dir))
-    llm = LlamaCppChatModel(model_path=str(app.catalogue.resolve("planner")), max_tokens=256)
+    llm = LlamaCppChatModel(model_path=str(planner_path), max_tokens=256)
     planner = Planner(llm, app.registry.available(), app.settings.max_steps)
     out = {}
     for name, texts in inputs.items():
@@ -189,6 +192,7 @@ def main() -> int:
     data_dir = os.environ.get("MODALGRAPH_DATA_DIR") or tempfile.mkdtemp(prefix="bench-asr-")
 
     from agent.context import AppContext
+    from agent.core.errors import ModalgraphError
     from agent.core.settings import load_settings
 
     chosen = REQUESTS[: opts.limit]
@@ -200,7 +204,11 @@ def main() -> int:
             row["wer"] = word_error_rate(list(zip(typed, row["texts"], strict=True)))
     if opts.planner:
         heard = {engine: row["texts"] for engine, row in rows.items() if row["available"]}
-        plans = planner_scores(data_dir, [gold for _, gold in chosen], {"typed": typed, **heard})
+        try:
+            plans = planner_scores(data_dir, [gold for _, gold in chosen], {"typed": typed, **heard})
+        except ModalgraphError as exc:
+            print(f"error: --planner: {exc}", file=sys.stderr)
+            return 1
     else:
         plans = {}
     if opts.json:

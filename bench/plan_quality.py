@@ -41,17 +41,18 @@ def main() -> int:
     from agent.core.errors import ModalgraphError
     from agent.core.settings import load_settings
     from agent.llm.llamacpp import LlamaCppChatModel
+    from agent.models.catalogue import Catalogue
     from agent.planning.plan_eval import evaluate_history, evaluate_labelled, load_history_rows, load_labelled
     from agent.planning.planner import Planner
     from graphs.chat import history_lines
 
+    try:  # the user's pulled planner; everything else in a scratch data dir
+        model_path = Catalogue.load(load_settings()).resolve("planner")
+    except ModalgraphError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     with tempfile.TemporaryDirectory(prefix="plan-quality-") as scratch:
         app = AppContext(load_settings(data_dir=scratch))
-        try:
-            model_path = app.catalogue.resolve("planner")
-        except ModalgraphError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
         llm = LlamaCppChatModel(model_path=str(model_path), max_tokens=256)
         planner = Planner(llm, app.registry.available(), app.settings.max_steps)
 
