@@ -238,7 +238,9 @@ def ask(
     from agent.turns import TurnRunner, speak_answer, turn_json  # deferred: imports pydantic-settings
 
     if (request is None) == (audio is None):
-        raise ConfigError("give the request as text or as --audio FILE, one of the two")
+        raise ConfigError(
+            "give the request as text or as --audio FILE, one of the two (see 'modalgraph ask --help')"
+        )
     if session is not None:
         check_session_name(session)
     attachments = [user_attachment(a) for a in attach]
