@@ -158,7 +158,10 @@ def test_ask_usage_errors_for_speech_are_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     both = cli_error(monkeypatch, capsys, "ask", "hello", "--audio", str(tmp_path / "x.wav"))
-    assert both == "error: give the request as text or as --audio FILE, one of the two"
+    assert (
+        both
+        == "error: give the request as text or as --audio FILE, one of the two (see 'modalgraph ask --help')"
+    )
     assert cli_error(monkeypatch, capsys, "ask") == both
     missing = cli_error(monkeypatch, capsys, "ask", "--audio", str(tmp_path / "nope.wav"))
     assert missing == f"error: attachment not found: {tmp_path / 'nope.wav'}"
