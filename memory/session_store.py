@@ -1,9 +1,9 @@
 """What every sessions backend offers: the graph's checkpointer, plus listing, creating, renaming and
 deleting sessions and holding one turn at a time per session.
 
-A backend supplies only what its storage decides (the SQL that lists and moves a session's rows,
-the cross-process lock, and how its errors read); everything built on LangGraph's own checkpointer
-API (`get_tuple`, `put`, `delete_thread`) is written once, here.
+A backend supplies only what its storage decides (the SQL that moves a session's rows, the
+cross-process lock, and how its errors read); everything built on LangGraph's own checkpointer API
+(`get_tuple`, `put`, `delete_thread`) and on its table layout is written once, here.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 SESSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DEFAULT_SESSION = "default"
+
+# Every backend keeps LangGraph's checkpoint schema, so one query lists the sessions of any of them.
+SESSIONS_NEWEST_FIRST = "SELECT thread_id FROM checkpoints WHERE checkpoint_ns = '' GROUP BY thread_id ORDER BY MAX(checkpoint_id) DESC"
 
 
 def check_session_name(name: str) -> str:
@@ -54,9 +57,14 @@ class SessionStore(ABC):
 
     # ---------------------------------------------------------------- what a backend decides
 
-    @abstractmethod
     def _names_newest_first(self) -> list[str]:
         """Every stored session, the one with the most recent checkpoint first."""
+        # Both checkpointers expose `conn` and `lock`, which BaseCheckpointSaver does not declare.
+        saver: Any = self.saver
+        with saver.lock:
+            rows = saver.conn.execute(SESSIONS_NEWEST_FIRST).fetchall()
+        # psycopg hands back dict rows, sqlite3 tuples.
+        return [row["thread_id"] if isinstance(row, dict) else row[0] for row in rows]
 
     @abstractmethod
     def _move(self, old: str, new: str) -> None:

@@ -105,14 +105,6 @@ class PostgresSessions(SessionStore):
                 connect_timeout=CONNECT_TIMEOUT_S,
             )
 
-    def _names_newest_first(self) -> list[str]:
-        with self.saver.lock:
-            rows = self.saver.conn.execute(
-                "SELECT thread_id, MAX(checkpoint_id) AS last FROM checkpoints WHERE checkpoint_ns = '' "
-                "GROUP BY thread_id ORDER BY last DESC"
-            ).fetchall()
-        return [row["thread_id"] for row in rows]
-
     def _move(self, old: str, new: str) -> None:
         conn = self.saver.conn
         with self.saver.lock, conn.transaction():

@@ -36,14 +36,6 @@ class SqliteSessions(SessionStore):
         except sqlite3.DatabaseError as exc:
             raise sessions_storage_error(exc, db) from None
 
-    def _names_newest_first(self) -> list[str]:
-        with self.saver.lock:
-            rows = self.saver.conn.execute(
-                "SELECT thread_id, MAX(checkpoint_id) AS last FROM checkpoints WHERE checkpoint_ns = '' "
-                "GROUP BY thread_id ORDER BY last DESC"
-            ).fetchall()
-        return [row[0] for row in rows]
-
     def _move(self, old: str, new: str) -> None:
         conn = self.saver.conn
         with self.saver.lock, conn:
