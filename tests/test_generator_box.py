@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,11 +20,10 @@ from agent.llm.scripted import ScriptedChatModel
 from agent.planning.plan import Step
 from agent.turns import TurnRunner, turn_json
 from graphs.executor import run_step
-from tests.local_servers import free_port, wait_until_listening
+from tests.local_servers import mcp_http_server
 from tools.context import RunContext
 from tools.generate_image import GenerateImageTool
 
-REPO = Path(__file__).resolve().parent.parent
 TOKEN = "a-long-random-box-token"
 ARGS = {"prompt": "a red circle", "width": 64, "height": 64, "steps": 2, "seed": 7}
 
@@ -42,7 +40,6 @@ class Box:
 def box(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
     """The box process on a free loopback port, serving generate_image with a token."""
     data = tmp_path_factory.mktemp("box")
-    port = free_port()
     env = {key: value for key, value in __import__("os").environ.items() if not key.startswith("MODALGRAPH_")}
     env.update(
         MODALGRAPH_DATA_DIR=str(data),
@@ -53,25 +50,8 @@ def box(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) 
         HF_HUB_OFFLINE="1",
     )
     log = data / "box.log"
-    command = [
-        sys.executable,
-        "-m",
-        "agent",
-        "mcp",
-        "--http",
-        "--port",
-        str(port),
-        "--tools",
-        "generate_image",
-    ]
-    with log.open("w") as errors:
-        process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=errors)
-    try:
-        wait_until_listening(process, port, log, "box")
-        yield Box(process, f"http://127.0.0.1:{port}/mcp", data, log)
-    finally:
-        process.kill()
-        process.wait(timeout=20)
+    with mcp_http_server("generate_image", env, log, "box") as (process, url):
+        yield Box(process, url, data, log)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -24,11 +23,10 @@ from agent.context import AppContext
 from agent.core.settings import load_settings
 from memory.artifacts import Artifact
 from tests.fake_tools import MEDIA_SPEC
-from tests.local_servers import free_port, wait_until_listening
+from tests.local_servers import REPO, mcp_http_server
 from tools.mcp_content import artifact_content, result_content
 from tools.registry import ToolRegistry
 
-REPO = Path(__file__).resolve().parent.parent
 TOKEN = "a-long-random-test-token"
 
 
@@ -190,33 +188,9 @@ def test_refusals_are_one_line(
 @pytest.fixture
 def http_server(server_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     """`modalgraph mcp --http` on a free loopback port, with a token; yields its URL."""
-    port = free_port()
-    log = tmp_path / "server.log"
     env = {**server_env, "MODALGRAPH_MCP_TOKEN": TOKEN}
-    with log.open("w") as errors:  # the child keeps its own descriptor
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "agent",
-                "mcp",
-                "--http",
-                "--port",
-                str(port),
-                "--tools",
-                "make_media,search_images",
-            ],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=errors,
-        )
-    try:
-        wait_until_listening(process, port, log, "server")
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+    with mcp_http_server("make_media,search_images", env, tmp_path / "server.log") as (_, url):
+        yield url
 
 
 def test_http_needs_the_token_and_serves_the_subset(http_server: str) -> None:
