@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from agent.asr.audio_decode import SAMPLE_RATE
 from agent.asr.progress import BlockProgress
 from agent.asr.transcript import Segment
-from agent.core.errors import ModelLoadError, ToolInputError, one_line
-from agent.models.devices import resolve_dtype
+from agent.core.errors import ToolInputError
 from agent.models.loading_logs import quiet_transformers
+from agent.models.transformers_folder import cached_on_device, loading_folder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -63,33 +63,23 @@ class LoadedWhisper:
 def _load(model_dir: Path, device: str, dtype: Any) -> LoadedWhisper:
     from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor, pipeline
 
-    if not (model_dir / "config.json").is_file():
-        raise ModelLoadError(
-            f"{model_dir} is not a transformers model folder (no config.json); run `modalgraph models pull "
-            "asr`, or point MODALGRAPH_MODEL_ASR at a Whisper folder"
+    fix = "run `modalgraph models pull asr`, or point MODALGRAPH_MODEL_ASR at a Whisper folder"
+    with loading_folder(model_dir, "asr model", fix):
+        processor = AutoProcessor.from_pretrained(model_dir)
+        model = AutoModelForSpeechSeq2Seq.from_pretrained(model_dir, dtype=dtype)
+        model.to(device).eval()
+        pipe = pipeline(
+            "automatic-speech-recognition",
+            model=model,
+            tokenizer=processor.tokenizer,
+            feature_extractor=processor.feature_extractor,
+            device=device,
         )
-    try:
-        with quiet_transformers():
-            processor = AutoProcessor.from_pretrained(model_dir)
-            model = AutoModelForSpeechSeq2Seq.from_pretrained(model_dir, dtype=dtype)
-            model.to(device).eval()
-            pipe = pipeline(
-                "automatic-speech-recognition",
-                model=model,
-                tokenizer=processor.tokenizer,
-                feature_extractor=processor.feature_extractor,
-                device=device,
-            )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ModelLoadError(f"cannot load the asr model from {model_dir}: {one_line(exc)}") from None
     return LoadedWhisper(pipe, model, device, dtype, model_dir)
 
 
 def load_whisper(app: ModelHost, model_dir: Path) -> LoadedWhisper:
-    device = app.device
-    dtype = resolve_dtype(app.settings.dtype, device)
-    key = f"asr:{model_dir}:{device}:{dtype}"
-    return app.model_cache.get(key, lambda: _load(model_dir, device, dtype), device)
+    return cached_on_device(app, "asr", model_dir, _load)
 
 
 def _quietest_cut(samples: np.ndarray, earliest: int) -> int:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.core.errors import ModelLoadError, ToolUnavailableError, one_line
-from agent.models.devices import resolve_dtype
+from agent.core.errors import ModelLoadError, ToolUnavailableError
 from agent.models.loading_logs import quiet_transformers
+from agent.models.transformers_folder import cached_on_device, loading_folder
 from agent.vision.vlm_common import VLM_MODEL, VlmAnswer, clean_question, printable
 from agent.vision.vlm_gguf import describe_with_llamacpp
 
@@ -60,17 +60,13 @@ class LoadedVlm:
 def _load(model_dir: Path, device: str, dtype: Any) -> LoadedVlm:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    if not (model_dir / "config.json").is_file():
-        raise ModelLoadError(
-            f"{model_dir} is not a transformers model folder (no config.json); run `modalgraph models pull "
-            "vlm`, or point MODALGRAPH_MODEL_VLM at a LLaVA folder (or a .gguf, with MODALGRAPH_VLM_MMPROJ)"
-        )
-    try:
-        with quiet_transformers():
-            processor = AutoProcessor.from_pretrained(model_dir)
-            model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=dtype)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ModelLoadError(f"cannot load the vlm from {model_dir}: {one_line(exc)}") from None
+    fix = (
+        "run `modalgraph models pull vlm`, or point MODALGRAPH_MODEL_VLM at a LLaVA folder (or a .gguf, with "
+        "MODALGRAPH_VLM_MMPROJ)"
+    )
+    with loading_folder(model_dir, "vlm", fix):
+        processor = AutoProcessor.from_pretrained(model_dir)
+        model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=dtype)
     if getattr(processor, "tokenizer", None) is None or getattr(processor, "image_processor", None) is None:
         raise ModelLoadError(f"the vlm at {model_dir} has no image processor and tokenizer to go with it")
     model.to(device).eval()
@@ -78,10 +74,7 @@ def _load(model_dir: Path, device: str, dtype: Any) -> LoadedVlm:
 
 
 def load_vlm(app: ModelHost, model_dir: Path) -> LoadedVlm:
-    device = app.device
-    dtype = resolve_dtype(app.settings.dtype, device)
-    key = f"vlm:{model_dir}:{device}:{dtype}"
-    return app.model_cache.get(key, lambda: _load(model_dir, device, dtype), device)
+    return cached_on_device(app, "vlm", model_dir, _load)
 
 
 def build_prompt(processor: Any, question: str, image_token: str) -> str:
