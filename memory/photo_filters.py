@@ -19,35 +19,11 @@ from typing import Any, Literal
 
 from agent.core.errors import ToolInputError
 from memory.photo_metadata import fold
+from memory.place_names import place_keys
 
 Orientation = Literal["landscape", "portrait", "square"]
 ORIENTATIONS: tuple[Orientation, ...] = ("landscape", "portrait", "square")
 
-# Other names people and planners use for a country, folded, to the name GeoNames gives it.
-PLACE_ALIASES = {
-    "usa": "united states",
-    "us": "united states",
-    "u.s.": "united states",
-    "u.s.a.": "united states",
-    "america": "united states",
-    "united states of america": "united states",
-    "uk": "united kingdom",
-    "u.k.": "united kingdom",
-    "britain": "united kingdom",
-    "great britain": "united kingdom",
-    "holland": "netherlands",
-    "the netherlands": "netherlands",
-    "czech republic": "czechia",
-    "lisboa": "lisbon",
-    "roma": "rome",
-    "munchen": "munich",
-    "wien": "vienna",
-    "praha": "prague",
-    "firenze": "florence",
-    "venezia": "venice",
-    "napoli": "naples",
-    "koln": "cologne",
-}
 # File types with several suffixes.
 FILE_TYPE_GROUPS = (
     ("jpg", "jpeg", "jpe", "jfif"),
@@ -79,11 +55,6 @@ def parse_day(text: str, *, end: bool = False) -> date:
 
 def _day_number(day: date) -> int:
     return day.year * 10000 + day.month * 100 + day.day
-
-
-def place_key(text: str) -> str:
-    folded = " ".join(fold(text).split())
-    return PLACE_ALIASES.get(folded, folded)
 
 
 def file_types(text: str) -> list[str]:
@@ -160,8 +131,8 @@ class PhotoFilters:
             clauses.append({"taken_day": {"$lte": _day_number(self.end)}})
         if self.place:
             for part in (p for p in self.place.split(",") if fold(p).strip()):
-                key = place_key(part)
-                clauses.append({"$or": [{name: key} for name in PLACE_FIELDS]})
+                keys = place_keys(part)
+                clauses.append({"$or": [{name: key} for name in PLACE_FIELDS for key in keys]})
         if self.folder:
             names = [fold(p) for p in re.split(r"[/\\]+", self.folder) if fold(p).strip()]
             clauses += [{"folder_names": {"$contains": name}} for name in names]

@@ -18,6 +18,7 @@ from agent.context import AppContext
 from agent.core.errors import ToolInputError
 from agent.core.settings import load_settings
 from memory.photo_filters import PhotoFilters, parse_day
+from memory.place_names import place_keys
 from tests.cli_runner import run_cli
 from tests.exif_photos import CITIES, build_metadata_library, save_photo
 from tools.context import RunContext
@@ -69,8 +70,9 @@ def test_filter_values_are_folded_and_dates_are_whole_days() -> None:
     where = PhotoFilters(place="LISBOA").where()
     assert where == {
         "$or": [
-            {key: "lisbon"}
+            {key: name}
             for key in ("city_key", "county_key", "region_key", "country_key", "country_code_key")
+            for name in ("lisboa", "lisbon")  # as typed, and the city GeoNames knows by that name
         ]
     }
     assert PhotoFilters(place="USA").where()["$or"][0] == {"city_key": "united states"}  # type: ignore[index]
@@ -120,6 +122,23 @@ def test_filters_run_inside_the_query_so_k_results_come_back(
         text="a red circle", filters=PhotoFilters(place="new york", camera="canon"), k=5, judge_match=False
     )
     assert len(outcome.hits) == 5 and {hit.path for hit in outcome.hits} <= allowed
+
+
+def test_a_place_named_in_another_language_finds_the_same_photos(metadata_app: AppContext) -> None:
+    index = metadata_app.image_index
+    tokyo = {hit.path for hit in index.search(filters=PhotoFilters(place="Tokyo"), k=200).hits}
+    assert tokyo
+    for name in ("東京", "东京", "Tokio", "TYO"):
+        assert {hit.path for hit in index.search(filters=PhotoFilters(place=name), k=200).hits} == tokyo, name
+    lisbon = {hit.path for hit in index.search(filters=PhotoFilters(place="lisbon"), k=200).hits}
+    assert (
+        lisbon
+        and {hit.path for hit in index.search(filters=PhotoFilters(place="Lisboa"), k=200).hits} == lisbon
+    )
+    # A city's own name keeps meaning that city, though GeoNames also lists bigger Bordeaux as "Porto".
+    assert place_keys("Porto") == ("porto",) and place_keys("Oporto") == ("oporto", "porto")
+    assert place_keys("New York") == ("new york", "new york city")  # the state, and the city
+    assert not index.search(filters=PhotoFilters(place="Atlantis"), k=200).hits
 
 
 def test_filters_alone_give_the_newest_first(

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.core.errors import ToolInputError
-from memory.photo_filters import file_types, parse_day, place_key
+from memory.photo_filters import file_types, parse_day
 from memory.photo_metadata import fold
+from memory.place_names import place_key
 
 if TYPE_CHECKING:
     from agent.planning.planner import Planner
