@@ -22,6 +22,7 @@ from langgraph.types import Send
 from agent.context import AppContext
 from agent.core.errors import ModalgraphError, one_line
 from agent.planning.plan import Plan, Step
+from agent.planning.plan_dates import USER_LINE
 from agent.planning.planner import Planner
 from agent.planning.prompts import load_prompt
 from graphs.executor import run_step
@@ -46,11 +47,11 @@ def _emit(event: dict[str, Any]) -> None:
 def history_lines(history: list[dict[str, Any]], turns: int) -> list[str]:
     lines = []
     for entry in history[-2 * turns :] if turns else []:
-        who = "User" if entry["role"] == "user" else "Assistant"
+        who = USER_LINE if entry["role"] == "user" else "Assistant: "
         text = entry.get("text", "")
         text = text if len(text) <= HISTORY_CHARS else text[:HISTORY_CHARS] + "..."
         files = [a["path"] for a in entry.get("attachments", []) + entry.get("artifacts", [])]
-        lines.append(f"{who}: {text}" + (f" [files: {', '.join(files)}]" if files else ""))
+        lines.append(f"{who}{text}" + (f" [files: {', '.join(files)}]" if files else ""))
     return lines
 
 

@@ -212,9 +212,9 @@ def _plan(search_args: dict[str, Any]) -> str:
     )
 
 
-def _planned(request_: str, model_dates: dict[str, str]) -> dict[str, Any]:
+def _planned(request_: str, model_dates: dict[str, str], history: tuple[str, ...] = ()) -> dict[str, Any]:
     llm = ScriptedChatModel(replies=[_plan(model_dates)])
-    plan = Planner(llm, TOOLS, 8).make_plan(request_, today=TODAY).plan
+    plan = Planner(llm, TOOLS, 8).make_plan(request_, (), history, today=TODAY).plan
     assert plan is not None
     assert plan.steps[1].args == {"image": "<step-1>"}  # only search steps get dates
     return plan.steps[0].args
@@ -234,7 +234,32 @@ def test_the_planner_replaces_the_models_dates_with_the_requests() -> None:
     assert _planned("the kids yesterday", {})["date_from"] == "2026-11-28"
 
 
-def test_the_planner_keeps_the_models_dates_when_code_reads_none_or_several() -> None:
+def test_the_planner_keeps_the_models_dates_only_where_the_user_named_dates() -> None:
     model = {"date_from": "2019-01-01", "date_to": "2021-12-31"}
+    # Several dates in the request: the model splits them over its searches.
     assert _planned("compare the kids in 2019 and 2021", model) == {"query": "kids", **model}
-    assert _planned("the kids at the beach", model) == {"query": "kids", **model}
+    # No date anywhere: the model's dates are invented, and would hide the photos asked for.
+    assert _planned("the kids at the beach", model) == {"query": "kids"}
+    assert _planned("the kids at the beach", {}) == {"query": "kids"}
+
+
+def test_a_follow_up_carries_the_date_the_user_named_before() -> None:
+    before = (
+        "User: photos of the kids from last summer",
+        "Assistant: Found 4 photos, taken 2026-06-02 to 2026-08-20.",
+    )
+    wrong = {"date_from": "2025-06-01", "date_to": "2025-08-30"}  # last summer, counted badly
+    args = _planned("now only the ones at the beach", wrong, before)
+    assert (args["date_from"], args["date_to"]) == ("2026-06-01", "2026-08-31")
+    # The model decides whether the date carries over: no date from it, none added.
+    assert "date_from" not in _planned("show me cats instead", {}, before)
+    # Two dates before: a model date is kept when it is one the conversation named, else dropped.
+    two = (
+        "User: the kids in 2019",
+        "Assistant: Found 3 photos.",
+        "User: and in 2021?",
+        "Assistant: Found 2.",
+    )
+    kept = {"date_from": "2021", "date_to": "2021-12-31"}
+    assert _planned("only the ones at the beach", kept, two) == {"query": "kids", **kept}
+    assert _planned("only the ones at the beach", {"date_from": "2020-01-01"}, two) == {"query": "kids"}

@@ -21,8 +21,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from agent.core.errors import BackendError, ModalgraphError
 from agent.llm.one_call import PlanFork
 from agent.llm.openai_compat import invoke_with_schema
-from agent.planning.date_phrases import dates_in
 from agent.planning.plan import NO_TOOL, Plan, PlanError, parse_plan, plan_json_schema
+from agent.planning.plan_dates import dates_from_conversation
 from agent.planning.prompts import load_prompt
 from tools.base import Tool
 from tools.search_images import visual_words
@@ -147,21 +147,6 @@ def route_audio_to_transcribe(plan: Plan) -> Plan:
         image = step.args.get("image")
         if step.tool == "describe_image" and is_audio_path(image):
             step.tool, step.args = TRANSCRIBE_TOOL, {"audio": image}
-    return plan
-
-
-def dates_from_request(plan: Plan, request: str, today: date) -> Plan:
-    """`plan` with the dates of every search_images step read from `request` by code when it names
-    one date range: a small model's date arithmetic ("last summer", "before 2020") is often wrong.
-    Without a date phrase, or with several different ones, the model's own dates stay."""
-    span = dates_in(request, today)
-    if span is None:
-        return plan
-    for step in plan.steps:
-        if step.tool == "search_images":
-            step.args.pop("date_from", None)
-            step.args.pop("date_to", None)
-            step.args.update(span.search_args())
     return plan
 
 
@@ -290,7 +275,9 @@ class Planner:
             outcome.raw.append(raw)
             try:
                 parsed = drop_echoed_queries(parse_plan(raw, self.tools, self.max_steps))
-                outcome.plan = dates_from_request(parsed, request, today or self.today or date.today())
+                outcome.plan = dates_from_conversation(
+                    parsed, request, today or self.today or date.today(), history
+                )
                 if TRANSCRIBE_TOOL in self.tools:
                     outcome.plan = route_audio_to_transcribe(outcome.plan)
                 outcome.error = None
