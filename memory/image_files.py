@@ -198,6 +198,13 @@ def _inside_rule(root: Path, library: Sequence[Path]) -> Callable[[Path], bool]:
     return inside
 
 
+def walk_folder(root: Path, library: Sequence[Path] = ()) -> Iterator[tuple[Path, ScanResult]]:
+    """`scan_folder` one folder at a time: each folder the walk lists (as the user sees its path),
+    with what `scan_folder` would report of the entries directly in it. A check of a large library
+    then holds one folder's entries, not the library's."""
+    yield from _walk_folders([(root, real_path(root))], set(), root, _inside_rule(root, library))
+
+
 def _walk(
     stack: list[tuple[Path, Path]],
     visited: set[tuple[int, int]],
@@ -206,15 +213,29 @@ def _walk(
     result: ScanResult,
 ) -> None:
     """Walk the (folder, real path) pairs on `stack` and every folder below them into `result`."""
+    for _folder, part in _walk_folders(stack, visited, root, inside):
+        result.files += part.files
+        result.skipped += part.skipped
+        result.unreadable_dirs += part.unreadable_dirs
+
+
+def _walk_folders(
+    stack: list[tuple[Path, Path]],
+    visited: set[tuple[int, int]],
+    root: Path,
+    inside: Callable[[Path], bool],
+) -> Iterator[tuple[Path, ScanResult]]:
     while stack:
         folder, real = stack.pop()
-        entries = _list_folder(folder, visited, result)
+        part = ScanResult()
+        entries = _list_folder(folder, visited, part)
         subfolders: list[tuple[Path, Path]] = []
         for entry in entries:
             if not entry.name.startswith("."):
-                _scan_entry(entry, real, root, inside, result, subfolders)
+                _scan_entry(entry, real, root, inside, part, subfolders)
         # Reversed so the stack pops folders in name order: a stable order makes resumes predictable.
         stack.extend(reversed(subfolders))
+        yield folder, part
 
 
 def _list_folder(folder: Path, visited: set[tuple[int, int]], result: ScanResult) -> list[os.DirEntry[str]]:

@@ -37,8 +37,8 @@ from memory.image_files import (
     iter_chunks,
     read_and_hash,
     read_exif,
-    scan_folder,
     scan_names,
+    walk_folder,
 )
 from memory.index_limits import IndexLimits
 from memory.library_manifest import FileRow, LibraryManifest, PhotoRow, RootStatus, SkippedRow
@@ -379,8 +379,7 @@ class ImageIndex:
     def _holds_records(self, collection: str, root: str, folder: str) -> bool:
         if folder == root:
             return self.manifest.has_files(collection, root)
-        prefix = folder.rstrip(os.sep) + os.sep
-        return any(p.startswith(prefix) for p in self.manifest.files_under(collection, root))
+        return bool(self.manifest.rows_in_folder(collection, root, folder, below=True)[0])
 
     def _targets(self, folders: Sequence[str | Path] | None) -> list[tuple[str, str]]:
         """(root, folder to walk) pairs. A folder inside an indexed root is walked as part of it; a
@@ -424,14 +423,28 @@ class ImageIndex:
 
     def _plan_folder(self, collection: str, root: str, folder: str, report: IndexReport) -> list[ImageFile]:
         """Scan one folder: forget deleted files now, record what cannot be indexed, return new and
-        changed files to embed."""
-        scan = scan_folder(Path(folder), [Path(r) for r in self.manifest.roots()])
+        changed files to embed. One listed folder at a time, each against its own manifest rows, so
+        the check of an unchanged library of any size holds one folder's entries."""
+        todo: list[ImageFile] = []
+        listed: set[str] = set()
+        blocked: list[str] = []
+        for path, part in walk_folder(Path(folder), [Path(r) for r in self.manifest.roots()]):
+            listed.add(str(path))
+            blocked += [str(p).rstrip(os.sep) + os.sep for p, _ in part.unreadable_dirs]
+            known, previously_skipped = self.manifest.rows_in_folder(collection, root, str(path))
+            todo += self._plan_scan(collection, root, part, known, previously_skipped, report)
+        # What the walk listed no folder for: gone with its folder (or behind a link to a folder
+        # walked already), unless it lies under a folder that could not be listed.
         prefix = folder.rstrip(os.sep) + os.sep
-
-        def in_scope(path: str) -> bool:
-            return folder == root or path.startswith(prefix)
-
-        return self._plan_scan(collection, root, scan, in_scope, report)
+        gone = [
+            (path, indexed)
+            for path, indexed in self.manifest.paths_under(collection, root)
+            if (folder == root or path.startswith(prefix))
+            and os.path.dirname(path) not in listed
+            and not path.startswith(tuple(blocked))
+        ]
+        self._forget(collection, gone, report)
+        return todo
 
     def _plan_changes(
         self, collection: str, root: str, changed: list[Path], report: IndexReport
@@ -447,32 +460,28 @@ class ImageIndex:
             scan.files += part.files
             scan.skipped += part.skipped
             scan.unreadable_dirs += part.unreadable_dirs
-        exact = {str(p) for p in changed}
+        known, previously_skipped = self.manifest.rows_at(collection, root, [str(p) for p in changed])
         # Only a path that is not a plain file now (a folder, or gone) can have had files under it.
-        prefixes = tuple(str(p) + os.sep for p in changed if not p.is_file())
-
-        def in_scope(path: str) -> bool:
-            return path in exact or path.startswith(prefixes)
-
-        return self._plan_scan(collection, root, scan, in_scope, report)
+        for path in changed:
+            if not path.is_file():
+                files, skipped = self.manifest.rows_in_folder(collection, root, str(path), below=True)
+                known.update(files)
+                previously_skipped.update(skipped)
+        return self._plan_scan(collection, root, scan, known, previously_skipped, report)
 
     def _plan_scan(
         self,
         collection: str,
         root: str,
         scan: ScanResult,
-        in_scope: Callable[[str], bool],
+        known: dict[str, FileRow],
+        previously_skipped: dict[str, SkippedRow],
         report: IndexReport,
     ) -> list[ImageFile]:
-        """Sort what a scan of the paths `in_scope` found: forget the files it no longer finds,
-        record what cannot be indexed, return new and changed files to embed."""
+        """Sort what a scan found against the manifest rows of the same paths (`known`, and
+        `previously_skipped`): forget the files it no longer finds, record what cannot be indexed,
+        return new and changed files to embed."""
         report.unreadable_dirs += [(str(p), reason) for p, reason in scan.unreadable_dirs]
-        known = {
-            path: row for path, row in self.manifest.files_under(collection, root).items() if in_scope(path)
-        }
-        previously_skipped = {
-            path: row for path, row in self.manifest.skipped_under(collection, root).items() if in_scope(path)
-        }
         report.scanned += len(scan.files)
         limits = IndexLimits.from_settings(self.settings)
         seen = set()
@@ -505,16 +514,20 @@ class ImageIndex:
             # Recorded now, so that `--status` lists them too; a file indexed before under this
             # path (say, a photo now replaced by a link out of the library) loses its record.
             self.manifest.commit_batch(collection, [], skips)
-        blocked = [str(p).rstrip(os.sep) + os.sep for p, _ in scan.unreadable_dirs]
+        blocked = tuple(str(p).rstrip(os.sep) + os.sep for p, _ in scan.unreadable_dirs)
         gone = [
-            path
+            (path, path in known)
             for path in [*known, *previously_skipped]
-            if path not in seen and not any(path.startswith(b) for b in blocked)
+            if path not in seen and not path.startswith(blocked)
         ]
-        if gone:
-            self.manifest.forget_paths(collection, gone)
-            report.removed += sum(1 for p in gone if p in known)
+        self._forget(collection, gone, report)
         return todo
+
+    def _forget(self, collection: str, gone: list[tuple[str, bool]], report: IndexReport) -> None:
+        """Drop the rows of files that are gone: (path, whether it was indexed rather than skipped)."""
+        if gone:
+            self.manifest.forget_paths(collection, [path for path, _ in gone])
+            report.removed += sum(1 for _, indexed in gone if indexed)
 
     def _recover(self, collection: Any, name: str) -> None:
         """Make the manifest's known hashes (`known_hashes`) those whose vectors are surely in

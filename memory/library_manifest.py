@@ -18,6 +18,7 @@ method takes and returns paths as str; the conversion happens here, at the edge 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,7 +30,7 @@ from typing import Any
 from agent.core.disk_full import disk_full_error, is_disk_full
 from agent.core.errors import StorageError
 from memory.record_sql import SqlCondition
-from memory.stored_paths import path_from_db, path_to_db
+from memory.stored_paths import is_utf8, path_from_db, path_to_db
 
 # 2: the `photos` table (when, where, with what). A version-1 manifest gains it on open, empty, and
 # the next `modalgraph index` fills it without embedding anything again.
@@ -230,6 +231,81 @@ class LibraryManifest:
             path = path_from_db(stored)
             found[path] = FileRow(path, root, digest, size, mtime_ns)
         return found
+
+    # An index run's check reads the manifest one folder at a time, so that it holds one folder's
+    # rows, not the library's: the primary key (collection, path) keeps a folder's files together.
+
+    def rows_in_folder(
+        self, collection: str, root: str, folder: str, *, below: bool = False
+    ) -> tuple[dict[str, FileRow], dict[str, SkippedRow]]:
+        """The file and skipped rows of what lies directly in `folder`; everywhere under it with
+        `below`."""
+        prefix = folder.rstrip(os.sep) + os.sep
+        past = chr(ord(os.sep) + 1)  # the first string past every path that starts with `prefix`
+        raw = os.fsencode(prefix)
+        # Text paths and the BLOBs of undecodable ones (`stored_paths`) sort apart: one range each.
+        # Only the text range is cut to direct children in SQL; BLOB paths are rare and cut below.
+        files: dict[str, FileRow] = {}
+        skipped: dict[str, SkippedRow] = {}
+        if is_utf8(prefix):  # else every path under it is undecodable too, so a BLOB
+            files, skipped = self._rows(
+                collection,
+                root,
+                "path >= ? AND path < ?" + ("" if below else " AND instr(substr(path, ?), ?) = 0"),
+                (prefix, prefix[:-1] + past, *(() if below else (len(prefix) + 1, os.sep))),
+            )
+        blob_files, blob_skipped = self._rows(
+            collection, root, "path >= ? AND path < ?", (raw, raw[:-1] + os.fsencode(past))
+        )
+        for found, more in ((files, blob_files), (skipped, blob_skipped)):
+            found.update((p, row) for p, row in more.items() if below or os.sep not in p[len(prefix) :])
+        return files, skipped
+
+    def rows_at(
+        self, collection: str, root: str, paths: Sequence[str]
+    ) -> tuple[dict[str, FileRow], dict[str, SkippedRow]]:
+        """The file and skipped rows of exactly these paths (those that have one)."""
+        files: dict[str, FileRow] = {}
+        skipped: dict[str, SkippedRow] = {}
+        stored = [path_to_db(p) for p in paths]
+        for start in range(0, len(stored), 500):  # under SQLite's limit on bound parameters
+            chunk = stored[start : start + 500]
+            more_files, more_skipped = self._rows(
+                collection, root, f"path IN ({','.join('?' * len(chunk))})", chunk
+            )
+            files.update(more_files)
+            skipped.update(more_skipped)
+        return files, skipped
+
+    def _rows(
+        self, collection: str, root: str, where: str, args: Sequence[Any]
+    ) -> tuple[dict[str, FileRow], dict[str, SkippedRow]]:
+        files: dict[str, FileRow] = {}
+        skipped: dict[str, SkippedRow] = {}
+        scope = (collection, path_to_db(root), *args)
+        for stored, digest, size, mtime_ns in self._conn.execute(
+            f"SELECT path, hash, size, mtime_ns FROM files WHERE collection = ? AND root = ? AND {where}",
+            scope,
+        ):
+            path = path_from_db(stored)
+            files[path] = FileRow(path, root, digest, size, mtime_ns)
+        for stored, reason, size, mtime_ns in self._conn.execute(
+            f"SELECT path, reason, size, mtime_ns FROM skipped WHERE collection = ? AND root = ? AND {where}",
+            scope,
+        ):
+            path = path_from_db(stored)
+            skipped[path] = SkippedRow(path, root, reason, size, mtime_ns)
+        return files, skipped
+
+    def paths_under(self, collection: str, root: str) -> Iterator[tuple[str, bool]]:
+        """(path, whether it is an indexed file rather than a skipped one) for every row of `root`,
+        read as they are used: the check's last pass, for folders that are gone."""
+        for table in ("files", "skipped"):
+            rows = self._conn.execute(
+                f"SELECT path FROM {table} WHERE collection = ? AND root = ?", (collection, path_to_db(root))
+            )
+            for (stored,) in rows:
+                yield path_from_db(stored), table == "files"
 
     def has_files(self, collection: str, root: str) -> bool:
         row = self._conn.execute(

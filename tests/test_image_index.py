@@ -22,6 +22,7 @@ from agent.core.errors import StorageError, ToolInputError
 from agent.core.settings import load_settings
 from memory.chroma_store import ChromaStore, EmbeddingModel, ModelMismatchError, check_model
 from memory.image_files import ImageDecodeError, decode_image, scan_folder
+from memory.library_manifest import FileRow, LibraryManifest, SkippedRow
 from memory.library_roots import load_library_roots, manifest_path
 from tools.context import RunContext
 
@@ -276,7 +277,50 @@ def test_reindex_embeds_only_changes_and_removes_deleted_files(
     moved = fresh_app.image_index.index([folder])
     assert (moved.embedded, moved.reused, moved.removed) == (0, 1, 1)
     assert fresh_app.model_cache.keys() == []
+    # A whole folder gone takes its files with it; a folder whose name starts the same keeps its own.
+    (folder / "moved x").mkdir()
+    files[5].rename(folder / "moved x" / files[5].name)
+    shutil.rmtree(folder / "moved")
+    gone = fresh_app.image_index.index([folder])
+    assert (gone.embedded, gone.reused, gone.removed) == (0, 1, 2)
+    manifest, chroma = _consistency(fresh_app)
+    assert manifest == chroma and len(chroma) == 37
     fresh_app.image_index.close()
+
+
+def test_the_check_reads_the_manifest_one_folder_at_a_time(tmp_path: Path) -> None:
+    manifest = LibraryManifest(tmp_path / "manifest.sqlite")
+    root = str(tmp_path / "lib")
+    names = [
+        "a.jpg",
+        "a/b.jpg",
+        "a/c/d.jpg",
+        "a b/e.jpg",
+        "a-x/f.jpg",
+        "a0/g.jpg",
+        "a/\udcff.jpg",
+        "\udcfe/h.jpg",
+    ]
+    rows = [FileRow(os.path.join(root, n), root, f"h{i}", i, i) for i, n in enumerate(names)]
+    manifest.commit_batch("c", rows, [SkippedRow(os.path.join(root, "a", "bad.jpg"), root, "broken", 1, 1)])
+
+    def rel(found: dict) -> list[str]:
+        return sorted(os.path.relpath(p, root) for p in found)
+
+    files, skipped = manifest.rows_in_folder("c", root, os.path.join(root, "a"))
+    # Only what lies directly in `a`, undecodable names included; not `a b`, `a-x` or `a0`.
+    assert rel(files) == ["a/b.jpg", "a/\udcff.jpg"] and rel(skipped) == ["a/bad.jpg"]
+    below, _ = manifest.rows_in_folder("c", root, os.path.join(root, "a"), below=True)
+    assert rel(below) == ["a/b.jpg", "a/c/d.jpg", "a/\udcff.jpg"]
+    assert rel(manifest.rows_in_folder("c", root, os.path.join(root, "\udcfe"))[0]) == ["\udcfe/h.jpg"]
+    assert rel(manifest.rows_in_folder("c", root, root)[0]) == ["a.jpg"]
+    assert manifest.rows_in_folder("other", root, root) == ({}, {})
+    exact, _ = manifest.rows_at(
+        "c", root, [os.path.join(root, "a0", "g.jpg"), os.path.join(root, "nope.jpg")]
+    )
+    assert rel(exact) == ["a0/g.jpg"]
+    assert len(list(manifest.paths_under("c", root))) == len(names) + 1
+    manifest.close()
 
 
 def test_nested_and_repeated_folders_are_one_library_root(
