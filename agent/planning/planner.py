@@ -23,6 +23,7 @@ from agent.llm.one_call import PlanFork
 from agent.llm.openai_compat import invoke_with_schema
 from agent.planning.plan import NO_TOOL, Plan, PlanError, parse_plan, plan_json_schema
 from agent.planning.plan_dates import dates_from_conversation
+from agent.planning.plan_filters import filters_from_conversation
 from agent.planning.prompts import load_prompt
 from tools.base import Tool
 from tools.search_images import visual_words
@@ -274,10 +275,13 @@ class Planner:
                 raise BackendError(f"the planner LLM failed: {type(exc).__name__}: {exc}") from None
             outcome.raw.append(raw)
             try:
-                parsed = drop_echoed_queries(parse_plan(raw, self.tools, self.max_steps))
-                outcome.plan = dates_from_conversation(
-                    parsed, request, today or self.today or date.today(), history
+                day = today or self.today or date.today()
+                # What the user said decides the filters: invented ones out first, so that an echoed
+                # query is judged against the filters that stay.
+                parsed = filters_from_conversation(
+                    parse_plan(raw, self.tools, self.max_steps), request, day, history
                 )
+                outcome.plan = dates_from_conversation(drop_echoed_queries(parsed), request, day, history)
                 if TRANSCRIBE_TOOL in self.tools:
                     outcome.plan = route_audio_to_transcribe(outcome.plan)
                 outcome.error = None
