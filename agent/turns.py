@@ -57,31 +57,37 @@ class TurnRunner:
 
         return build_chat_graph(self.app, self.llm, self.checkpointer)
 
-    def warm_up(self) -> None:
+    def warm_up(self, places: bool = False) -> None:
         """Do now what the first turn would otherwise wait for: load the planner's weights and bring
         its instructions into the model's context (from the saved prompt state when there is one).
-        Safe beside a turn: the model's own locks order them."""
+        With `places`, then read the place names that plans and searches check place filters
+        against (seconds of table reading, once per process). Safe beside a turn: the model's own
+        locks order them."""
         from agent.planning.planner import Planner  # deferred: imports langchain
 
         warm = getattr(self.llm, "warm_up", None)
-        if warm is None:
-            return  # a server or a script: nothing local to load
-        settings = self.app.settings
-        planner = Planner(
-            self.llm,
-            self.app.registry.available(),
-            settings.max_steps,
-            one_call=None if settings.one_call else False,
-        )
-        warm(planner.messages(""))
+        if warm is not None:  # else a server or a script: nothing local to load
+            settings = self.app.settings
+            planner = Planner(
+                self.llm,
+                self.app.registry.available(),
+                settings.max_steps,
+                one_call=None if settings.one_call else False,
+            )
+            warm(planner.messages(""))
+        if places:
+            from memory.place_names import load_place_names
 
-    def warm_up_in_background(self) -> threading.Thread:
+            load_place_names()
+
+    def warm_up_in_background(self, places: bool = False) -> threading.Thread:
         """`warm_up` in a daemon thread, started while the user reads the banner and types. A
-        failure there is left for the first turn to meet (and report) again."""
+        failure there is left for the first turn to meet (and report) again. `places` is for the
+        long-running commands: a one-shot `ask` would only slow its own model load with it."""
 
         def work() -> None:
             with contextlib.suppress(Exception):
-                self.warm_up()
+                self.warm_up(places)
 
         thread = threading.Thread(target=work, name="warm-up", daemon=True)
         thread.start()

@@ -125,3 +125,8 @@ def place_within(text: str) -> str | None:
             if len(candidate) >= 3 and _fold_name(candidate) in own:
                 return candidate
     return None
+
+
+def load_place_names() -> None:
+    """Read the place tables now, so that the first place filter does not wait for them."""
+    _place_names()

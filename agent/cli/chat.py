@@ -102,7 +102,7 @@ def chat(
     view = TurnView(console)
     console.print(f"[bold]modalgraph[/] session [cyan]{session}[/]  (/help for commands, Ctrl-D to leave)")
     runner.llm  # find (or fetch) the planner before the first prompt, so its errors surface at once  # noqa: B018
-    runner.warm_up_in_background()  # while the user types
+    runner.warm_up_in_background(places=True)  # while the user types
     history = runner.history(session)
     if history:
         console.print(

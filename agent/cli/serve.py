@@ -47,7 +47,7 @@ def serve(
     app = AppContext(settings)
     runner = TurnRunner(app)
     runner.llm  # find the planner now, so that its errors surface here, not in the page  # noqa: B018
-    runner.warm_up_in_background()  # while the page opens and the first message is typed
+    runner.warm_up_in_background(places=True)  # while the page opens and the first message is typed
     if warning:
         typer.secho(warning, fg="yellow", err=True)
     watcher = start_library_watch(app, lambda line: typer.secho(line, fg="yellow", err=True))
