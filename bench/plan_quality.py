@@ -60,7 +60,7 @@ def main() -> int:
     from agent.planning.plan_eval import evaluate_history, evaluate_labelled, load_history_rows, load_labelled
     from graphs.chat import history_lines
 
-    saved: dict[str, str] = {}
+    saved: dict[str, Any] = {}
     if opts.replay:
         try:
             saved = json.loads(opts.replay.read_text())
@@ -128,11 +128,12 @@ def _key(request: str, attachments: Sequence[str], history: Sequence[str], today
 
 
 class RecordingPlanner(Planner):
-    """The planner, keeping each call's last raw output ("" when it answered with no tool)."""
+    """The planner, keeping each call's raw outputs, one per attempt (none when it answered with no
+    tool)."""
 
     def __init__(self, llm: Any, tools: dict[str, Any], max_steps: int) -> None:
         super().__init__(llm, tools, max_steps)
-        self.raw: dict[str, str] = {}
+        self.raw: dict[str, list[str]] = {}
 
     def make_plan(  # type: ignore[override]
         self,
@@ -144,14 +145,14 @@ class RecordingPlanner(Planner):
         keep_answer: bool = False,
     ) -> PlanOutcome:
         outcome = super().make_plan(request, attachments, history, today=today, keep_answer=keep_answer)
-        self.raw[_key(request, attachments, history, today)] = outcome.raw[-1] if outcome.raw else ""
+        self.raw[_key(request, attachments, history, today)] = list(outcome.raw)
         return outcome
 
 
 class ReplayPlanner(Planner):
     """Plans from saved raw outputs: what code does after the model runs, without the model."""
 
-    def __init__(self, saved: dict[str, str], tools: dict[str, Any], max_steps: int) -> None:
+    def __init__(self, saved: dict[str, Any], tools: dict[str, Any], max_steps: int) -> None:
         from agent.llm.scripted import ScriptedChatModel
 
         super().__init__(ScriptedChatModel(), tools, max_steps)
@@ -173,9 +174,11 @@ class ReplayPlanner(Planner):
         if key not in self.saved:
             raise SystemExit(f"--replay: no saved output for {request!r}; save again with --save")
         raw = self.saved[key]
-        if not raw:
+        # One output per attempt; a single string is an attempt that may have been retried as itself.
+        replies = [raw] * (self.retries + 1) if isinstance(raw, str) else list(raw)
+        if not any(replies):
             return PlanOutcome(plan=Plan())  # the model answered in words
-        replay = Planner(ScriptedChatModel(replies=[raw]), self.tools, self.max_steps)
+        replay = Planner(ScriptedChatModel(replies=replies), self.tools, self.max_steps)
         return replay.make_plan(request, attachments, history, today=today)
 
 
