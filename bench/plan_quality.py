@@ -135,17 +135,11 @@ class RecordingPlanner(Planner):
         super().__init__(llm, tools, max_steps)
         self.raw: dict[str, list[str]] = {}
 
-    def make_plan(  # type: ignore[override]
-        self,
-        request: str,
-        attachments: Sequence[str] = (),
-        history: Sequence[str] = (),
-        *,
-        today: date | None = None,
-        keep_answer: bool = False,
-    ) -> PlanOutcome:
-        outcome = super().make_plan(request, attachments, history, today=today, keep_answer=keep_answer)
-        self.raw[_key(request, attachments, history, today)] = list(outcome.raw)
+    def make_plan(
+        self, request: str, attachments: Sequence[str] = (), history: Sequence[str] = (), **options: Any
+    ) -> PlanOutcome:  # type: ignore[override]
+        outcome = super().make_plan(request, attachments, history, **options)
+        self.raw[_key(request, attachments, history, options.get("today"))] = list(outcome.raw)
         return outcome
 
 
@@ -158,18 +152,13 @@ class ReplayPlanner(Planner):
         super().__init__(ScriptedChatModel(), tools, max_steps)
         self.saved = saved
 
-    def make_plan(  # type: ignore[override]
-        self,
-        request: str,
-        attachments: Sequence[str] = (),
-        history: Sequence[str] = (),
-        *,
-        today: date | None = None,
-        keep_answer: bool = False,
-    ) -> PlanOutcome:
+    def make_plan(
+        self, request: str, attachments: Sequence[str] = (), history: Sequence[str] = (), **options: Any
+    ) -> PlanOutcome:  # type: ignore[override]
         from agent.llm.scripted import ScriptedChatModel
         from agent.planning.plan import Plan
 
+        today = options.get("today")
         key = _key(request, attachments, history, today)
         if key not in self.saved:
             raise SystemExit(f"--replay: no saved output for {request!r}; save again with --save")
