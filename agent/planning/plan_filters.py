@@ -26,10 +26,10 @@ from datetime import date
 
 from agent.planning.date_phrases import date_spans
 from agent.planning.plan import Plan
+from agent.planning.plan_dates import SEARCH_TOOL
 from memory.photo_metadata import fold
 from memory.place_names import is_place, place_key, place_within
 
-SEARCH_TOOL = "search_images"
 SAID_FILTERS = ("camera", "folder")
 _WORD = re.compile(r"\w+")
 # Words, and each punctuation mark as a token of its own, so that a name never runs across a comma.
