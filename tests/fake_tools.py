@@ -102,10 +102,12 @@ class WaitForFileTool(Tool):
     args_model = WaitArgs
 
     def run(self, args: WaitArgs, ctx: RunContext) -> ToolResult:  # type: ignore[override]
-        Path(args.marker + ".started").write_text(str(os.getpid()))
         count_file = Path(args.marker + ".count")
         count = int(count_file.read_text()) if count_file.exists() else 0
         count_file.write_text(str(count + 1))
+        # Written after the count: a test that kills the process on seeing ".started" must find the
+        # count already raised, or a loaded machine makes the kill land between the two writes.
+        Path(args.marker + ".started").write_text(str(os.getpid()))
         deadline = time.monotonic() + 120
         while not Path(args.marker + ".go").exists():
             if time.monotonic() > deadline:
