@@ -42,13 +42,23 @@ def prompt_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("llama-state")
 
 
+@pytest.fixture(scope="session")
+def tables_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache folder for the run: the place table is folded and written once (about 10 s), then
+    opened by every test and test process, as a user's processes share it."""
+    return tmp_path_factory.mktemp("tables-cache")
+
+
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prompt_cache_dir: Path) -> Path:
+def isolated_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prompt_cache_dir: Path, tables_cache_dir: Path
+) -> Path:
     data = tmp_path / "data"
-    kept = ("MODALGRAPH_DATA_DIR", "MODALGRAPH_CONFIG", "MODALGRAPH_PROMPT_CACHE_DIR")
+    kept = ("MODALGRAPH_DATA_DIR", "MODALGRAPH_CONFIG", "MODALGRAPH_PROMPT_CACHE_DIR", "MODALGRAPH_CACHE_DIR")
     monkeypatch.setenv("MODALGRAPH_DATA_DIR", str(data))
     monkeypatch.setenv("MODALGRAPH_CONFIG", str(tmp_path / "no-config.toml"))
     monkeypatch.setenv("MODALGRAPH_PROMPT_CACHE_DIR", str(prompt_cache_dir))
+    monkeypatch.setenv("MODALGRAPH_CACHE_DIR", str(tables_cache_dir))
     for key in list(os.environ):
         if key.startswith("MODALGRAPH_") and key not in kept:
             if key.startswith("MODALGRAPH_TEST_"):

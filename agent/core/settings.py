@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         description="Where llama.cpp's evaluated prompt states are saved, so a new process skips the "
         "planner's long instructions; default DATA_DIR/cache/llama-state. Safe to delete.",
     )
+    cache_dir: Path = Field(
+        default_factory=lambda: platformdirs.user_cache_path("modalgraph"),
+        description="Tables any process can rebuild from the installed packages (the place names, folded "
+        "once per package version instead of in every process). Safe to delete.",
+    )
     temperature: float = Field(0.2, ge=0.0, le=2.0, description="Sampling temperature for answers.")
     max_answer_tokens: int = Field(512, ge=16, description="Longest answer the LLM may write.")
     max_steps: int = Field(8, ge=1, le=32, description="Most steps one plan may have.")
@@ -194,6 +199,7 @@ class Settings(BaseSettings):
     @field_validator(
         "data_dir",
         "prompt_cache_dir",
+        "cache_dir",
         "llm_script",
         "vlm_mmproj",
         "projector_image",
