@@ -60,9 +60,9 @@ class TurnRunner:
     def warm_up(self, places: bool = False) -> None:
         """Do now what the first turn would otherwise wait for: load the planner's weights and bring
         its instructions into the model's context (from the saved prompt state when there is one).
-        With `places`, then read the place names that plans and searches check place filters
-        against (seconds of table reading, once per process). Safe beside a turn: the model's own
-        locks order them."""
+        With `places`, then open the place names that plans and searches check place filters
+        against (a fraction of a second; the first process after an install folds and saves them,
+        about 9 s). Safe beside a turn: the model's own locks order them."""
         from agent.planning.planner import Planner  # deferred: imports langchain
 
         warm = getattr(self.llm, "warm_up", None)

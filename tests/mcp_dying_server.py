@@ -1,11 +1,14 @@
 """An MCP server over stdio whose `crash` tool kills the process mid-call, whose `stall` tool never
 answers in time, and whose `echo` tool answers: the client must turn the first two into failed
-steps and keep the app running."""
+steps and keep the app running. With `--refuse-if FILE` it exits at start while FILE exists: a
+server that cannot be started again for a while."""
 
 from __future__ import annotations
 
 import os
+import sys
 import time
+from pathlib import Path
 
 from mcp.server import MCPServer
 
@@ -32,4 +35,6 @@ def stall(seconds: float) -> str:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--refuse-if"] and Path(sys.argv[2]).exists():
+        sys.exit(1)
     server.run()

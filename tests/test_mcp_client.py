@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,14 @@ pytestmark = pytest.mark.skipif(shutil.which("mcp-server-time") is None, reason=
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppContext]:
-    """One app with five servers: the time server, the dying one, a command that is missing, one
-    whose calls time out, and one that never answers the handshake."""
+    """One app with six servers: the time server, the dying one, one that cannot start again while
+    its marker file exists, a command that is missing, one whose calls time out, and one that never
+    answers the handshake."""
+    refuse = tmp_path_factory.mktemp("flaky") / "refuse"
     servers = [
         {"name": "time", "command": ["mcp-server-time", "--local-timezone", "Etc/UTC"]},
         {"name": "dying", "command": [sys.executable, str(DYING_SERVER)], "timeout_s": 20},
+        {"name": "flaky", "command": [sys.executable, str(DYING_SERVER), "--refuse-if", str(refuse)]},
         {"name": "ghost", "command": ["modalgraph-no-such-server"], "connect_timeout_s": 5},
         {"name": "slow", "command": [sys.executable, str(DYING_SERVER)], "timeout_s": 3},
         {
@@ -84,14 +88,34 @@ def test_invalid_arguments_are_refused_before_the_call(app: AppContext) -> None:
     assert call(app, "dying__echo", text="still here").output == "still here"
 
 
-def test_a_server_that_dies_mid_call_fails_the_step_and_then_its_tools(app: AppContext) -> None:
+def test_a_server_that_dies_mid_call_fails_the_step_and_the_next_call_starts_it_again(
+    app: AppContext,
+) -> None:
     died = call(app, "dying__crash", reason="now")
     assert died.status == "failed"
     assert "MCP server 'dying'" in died.error and "went away mid-call" in died.error, died.error
     assert "\n" not in died.error and "Traceback" not in died.error
-    after = call(app, "dying__echo", text="hello")
-    assert after.status == "failed" and "unavailable" in after.error, after.error
     assert call(app, "time__get_current_time", timezone="Etc/UTC").status == "done"  # others unharmed
+    after = call(app, "dying__echo", text="hello")
+    assert after.status == "done" and after.output == "hello", after.error
+
+
+def test_a_server_that_cannot_start_again_is_tried_after_a_pause_and_calls_between_fail_at_once(
+    app: AppContext,
+) -> None:
+    assert call(app, "flaky__echo", text="up").output == "up"
+    refuse = Path(app.settings.mcp_servers[2].command[-1])
+    refuse.write_text("")
+    assert "went away mid-call" in call(app, "flaky__crash", reason="now").error
+    tried = call(app, "flaky__echo", text="again")  # the one try at once: the server exits at start
+    assert tried.status == "failed" and "connecting again failed" in tried.error, tried.error
+    assert "tried again in 5 s" in tried.error and "\n" not in tried.error
+    between = call(app, "flaky__echo", text="again")
+    assert between.status == "failed" and between.seconds < 1, between.error
+    refuse.unlink()
+    time.sleep(5)
+    back = call(app, "flaky__echo", text="back")
+    assert back.status == "done" and back.output == "back", back.error
 
 
 def test_a_missing_server_command_leaves_its_tools_out_with_one_line(

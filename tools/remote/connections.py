@@ -3,6 +3,10 @@
 The SDK is async and a step's tool runs in a plain thread, so one event loop in a background
 thread (an anyio blocking portal) owns every connection, and tool calls are handed to it. Each
 server's connection lives in one task from connect to close, as the SDK's context managers want.
+
+A server that goes away (a stdio server that crashed, an HTTP server restarted) is connected again
+by the next call of one of its tools, as a long-running chat or web server needs; a server that
+keeps failing is tried again after a growing pause (`RETRY_S`), and calls in between fail at once.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ if TYPE_CHECKING:
     from mcp import Client
 
 ProgressFn = Callable[[str, "float | None"], None]
+# Pauses before connecting again to a server that went away: the first try is at once (a crashed
+# stdio server is simply started again), then each failed try waits longer, up to five minutes.
+RETRY_S = (0.0, 5.0, 15.0, 60.0, 300.0)
 
 
 @dataclass
@@ -36,6 +43,11 @@ class ServerState:
     tools: list[types.Tool] = field(default_factory=list)
     client: Client | None = None
     problem: str | None = None
+    holder: concurrent.futures.Future[None] | None = None  # the task that holds the connection
+    generation: int = 0  # which holder is the current one: an old one ending marks nothing
+    failed_tries: int = 0  # connections tried again since it went away, all failed
+    retry_at: float = 0.0  # time.monotonic() before which no new connection is tried
+    reconnecting: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def up(self) -> bool:
@@ -80,46 +92,66 @@ class RemoteServers:
         self._portal = self._portal_cm.__enter__()
         self._stop = self._portal.call(_new_event)
         atexit.register(self.close)
-        ready: dict[str, concurrent.futures.Future[None]] = {}
-        holders: dict[str, concurrent.futures.Future[None]] = {}
-        for name, state in self.states.items():
-            ready[name] = concurrent.futures.Future()
-            holders[name] = self._portal.start_task_soon(self._hold, state, ready[name])
-        self._holders = list(holders.values())
+        ready = {name: self._start_holder(state) for name, state in self.states.items()}
         started = time.monotonic()
         for name, future in ready.items():
-            state = self.states[name]
-            wait = state.spec.connect_timeout_s - (time.monotonic() - started)
-            try:
-                future.result(timeout=max(wait, 0.0))
-            except concurrent.futures.TimeoutError:
-                with self._lock:
-                    state.problem = f"no answer within {state.spec.connect_timeout_s:g} s (connect_timeout_s)"
-                holders[name].cancel()  # stop waiting on it (and stop its process)
-            except Exception as exc:  # any failure to connect leaves only this server out
-                state.problem = _reason(exc)
+            wait = self.states[name].spec.connect_timeout_s - (time.monotonic() - started)
+            self._await_connection(self.states[name], future, wait)
 
-    async def _hold(self, state: ServerState, ready: concurrent.futures.Future[None]) -> None:
+    def _start_holder(self, state: ServerState) -> concurrent.futures.Future[None]:
+        """Start the task that connects to `state`'s server and holds the connection; the returned
+        future is done once the server's tools are listed, or holds why they are not."""
+        assert self._portal is not None
+        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        state.generation += 1
+        state.holder = self._portal.start_task_soon(self._hold, state, ready, state.generation)
+        self._holders.append(state.holder)
+        return ready
+
+    def _await_connection(
+        self, state: ServerState, ready: concurrent.futures.Future[None], wait: float
+    ) -> None:
+        try:
+            ready.result(timeout=max(wait, 0.0))
+        except concurrent.futures.TimeoutError:
+            with self._lock:
+                state.problem = f"no answer within {state.spec.connect_timeout_s:g} s (connect_timeout_s)"
+            if state.holder is not None:
+                state.holder.cancel()  # stop waiting on it (and stop its process)
+        except Exception as exc:  # any failure to connect leaves only this server out
+            with self._lock:
+                state.problem = state.problem or _reason(exc)
+
+    async def _hold(
+        self, state: ServerState, ready: concurrent.futures.Future[None], generation: int
+    ) -> None:
         from mcp import Client
+
+        def mark(problem: str | None, client: Client | None = None, tools: list | None = None) -> None:
+            """Set the state, unless a newer connection has replaced this one meanwhile."""
+            with self._lock:
+                if state.generation != generation:
+                    return
+                if tools is not None:
+                    state.tools, state.client, state.problem = tools, client, None
+                else:
+                    state.problem = state.problem or problem
 
         spec = state.spec
         try:
             async with Client(self._transport(spec), raise_exceptions=True) as client:
-                state.tools = list((await client.list_tools()).tools)
-                state.client = client
+                mark(None, client, list((await client.list_tools()).tools))
                 if not ready.done():
                     ready.set_result(None)
                 await self._stop.wait()
         except BaseException as exc:
-            with self._lock:
-                state.problem = state.problem or f"the connection closed ({_reason(exc)})"
+            mark(f"the connection closed ({_reason(exc)})")
             if not ready.done():
                 ready.set_exception(exc if isinstance(exc, Exception) else RuntimeError(_reason(exc)))
             if not isinstance(exc, Exception):
                 raise
         else:
-            with self._lock:
-                state.problem = state.problem or "the connection closed"
+            mark("the connection closed")
 
     def _transport(self, spec: McpServerSpec) -> Any:
         if spec.command is not None:
@@ -143,11 +175,35 @@ class RemoteServers:
 
     def _usable(self, server: str) -> tuple[ServerState, Client]:
         state = self.states[server]
+        if not state.up:
+            self._reconnect(state)
         if state.problem is not None or state.client is None:
+            wait = state.retry_at - time.monotonic()
+            retry = f"; tried again in {wait:.0f} s" if wait >= 1 else ""
             raise ToolUnavailableError(
-                f"MCP server {server!r} ({state.spec.where()}) is unavailable: {state.problem}"
+                f"MCP server {server!r} ({state.spec.where()}) is unavailable: {state.problem}{retry}"
             )
         return state, state.client
+
+    def _reconnect(self, state: ServerState) -> None:
+        """Connect again to a server that went away, when its pause is over (one caller at a time;
+        the others wait for that try). Its tools keep their names: the registry was built from the
+        first listing."""
+        with state.reconnecting:
+            if state.up or self._portal is None or time.monotonic() < state.retry_at:
+                return
+            if state.holder is not None:
+                state.holder.cancel()  # whatever is left of the old connection
+            with self._lock:
+                state.client, state.problem = None, None
+            self._await_connection(state, self._start_holder(state), state.spec.connect_timeout_s)
+            if state.up:
+                state.failed_tries, state.retry_at = 0, 0.0
+            else:
+                with self._lock:
+                    state.problem = f"it went away, and connecting again failed ({state.problem})"
+                state.retry_at = time.monotonic() + RETRY_S[min(state.failed_tries + 1, len(RETRY_S) - 1)]
+                state.failed_tries += 1
 
     def call_tool(
         self,
