@@ -13,9 +13,8 @@ never finds fewer photos than it did as typed.
 
 Folding the tables takes about 5 s and 200 MB, so it is done once per version of the two packages:
 the result is kept as a read-only SQLite file in the cache folder (`MODALGRAPH_CACHE_DIR`, by
-default the user's), which every later process
-queries in place (`_SqliteTable`). Where that folder cannot be written, each process folds the
-tables in memory as before (`_MemoryTable`).
+default the user's), which every later process queries in place (`_SqliteTable`). Where that folder
+cannot be written, each process folds the tables in memory as before (`_MemoryTable`).
 """
 
 from __future__ import annotations
@@ -104,6 +103,10 @@ class _MemoryTable:
     def city(self, name: str) -> str | None:
         return _cities()[0].get(name)
 
+    def names(self) -> list[str]:
+        """Every name with a kind or a city, in order."""
+        return sorted(_place_names()[0] | set(_cities()[0]))
+
 
 class _SqliteTable:
     """The folded tables in a SQLite file that nothing writes again once it is in place: opened
@@ -150,8 +153,7 @@ def _write_table(path: Path) -> None:
     """Fold the tables (in memory, once) and write them to `path`, through a file of this process's
     own that is renamed into place: a reader never sees half a table, and two processes building
     at once each leave a whole one."""
-    every, own, well_known = _place_names()
-    other = _cities()[0]
+    folded = _MemoryTable()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
     try:
@@ -165,16 +167,8 @@ def _write_table(path: Path) -> None:
             )
             db.executemany(
                 "INSERT INTO names VALUES (?, ?, ?)",
-                (
-                    (
-                        name,
-                        (ANY if name in every else 0)
-                        | (OWN if name in own else 0)
-                        | (WELL_KNOWN if name in well_known else 0),
-                        other.get(name),
-                    )
-                    for name in sorted(every | set(other))  # in key order: the fastest way to fill a b-tree
-                ),
+                # In key order (`names` is sorted): the fastest way to fill a b-tree.
+                ((name, folded.kinds(name), folded.city(name)) for name in folded.names()),
             )
             db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(_TABLE_SCHEMA),))
             db.commit()
