@@ -120,7 +120,7 @@ class RemoteServers:
                 state.holder.cancel()  # stop waiting on it (and stop its process)
         except Exception as exc:  # any failure to connect leaves only this server out
             with self._lock:
-                state.problem = state.problem or _reason(exc)
+                state.problem = _reason(exc)
 
     async def _hold(
         self, state: ServerState, ready: concurrent.futures.Future[None], generation: int
