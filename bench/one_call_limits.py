@@ -190,8 +190,8 @@ def _rows() -> list[tuple[bool, str, list[str], list[str]]]:
 def first_token_part(llm: Any, planner: Any) -> None:
     import numpy as np
     from langchain_core.messages import HumanMessage, SystemMessage
-    from llama_cpp import llama_get_logits_ith
 
+    from agent.llm.llamacpp import _next_logits
     from agent.planning.planner import _EXAMPLE_ANSWER, load_prompt, request_block, tool_docs
 
     llama = llm.llama()
@@ -216,13 +216,8 @@ def first_token_part(llm: Any, planner: Any) -> None:
             messages = [SystemMessage(system), HumanMessage(request_block(request, attachments, history))]
             prompt = llm._prompt_tokens(llama, messages)
             llm._restore(llama, prompt)
-            steps = llama.generate(prompt, temp=0.0)
-            next(steps)
-            steps.close()
+            logits = _next_logits(llama, prompt).astype(np.float64)
             llm._keep(llama)
-            logits = np.ctypeslib.as_array(
-                llama_get_logits_ith(llama._ctx.ctx, -1), shape=(llama.n_vocab(),)
-            ).astype(np.float64)
             p = np.exp(logits - logits.max())
             chances[needs_tool].append(float(p[tokens].sum() / p.sum()))
         low_tool, high_chat = min(chances[True]), max(chances[False])
