@@ -94,6 +94,14 @@ class WaitArgs(ToolArgs):
     marker: str
 
 
+def _count_run(marker: str) -> int:
+    """Raise the run count kept in MARKER.count; the new count."""
+    count_file = Path(marker + ".count")
+    count = (int(count_file.read_text()) if count_file.exists() else 0) + 1
+    count_file.write_text(str(count))
+    return count
+
+
 class WaitForFileTool(Tool):
     """Blocks until MARKER.go exists, after writing MARKER.started: lets a test kill a turn mid-step."""
 
@@ -102,9 +110,7 @@ class WaitForFileTool(Tool):
     args_model = WaitArgs
 
     def run(self, args: WaitArgs, ctx: RunContext) -> ToolResult:  # type: ignore[override]
-        count_file = Path(args.marker + ".count")
-        count = int(count_file.read_text()) if count_file.exists() else 0
-        count_file.write_text(str(count + 1))
+        _count_run(args.marker)
         # Written after the count: a test that kills the process on seeing ".started" must find the
         # count already raised, or a loaded machine makes the kill land between the two writes.
         Path(args.marker + ".started").write_text(str(os.getpid()))
@@ -132,10 +138,7 @@ class CountTool(Tool):
     args_model = CountArgs
 
     def run(self, args: CountArgs, ctx: RunContext) -> ToolResult:  # type: ignore[override]
-        count_file = Path(args.marker + ".count")
-        count = int(count_file.read_text()) if count_file.exists() else 0
-        count_file.write_text(str(count + 1))
-        return ToolResult(text=f"counted {count + 1}")
+        return ToolResult(text=f"counted {_count_run(args.marker)}")
 
 
 ALL.append(CountTool)
