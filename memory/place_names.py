@@ -25,6 +25,7 @@ import hashlib
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -78,6 +79,7 @@ def _cities() -> tuple[dict[str, str], frozenset[str]]:
 # name, and a well-known place (see `_place_names`).
 ANY, OWN, WELL_KNOWN = 1, 2, 4
 _TABLE_SCHEMA = 1  # raise when what the table holds, or how it is folded, changes
+_STALE_PARTIAL_S = 600.0
 
 
 class _Table(Protocol):
@@ -155,6 +157,12 @@ def _write_table(path: Path) -> None:
     at once each leave a whole one."""
     folded = _MemoryTable()
     path.parent.mkdir(parents=True, exist_ok=True)
+    # A process that exited mid-build (a chat closed during its background warm-up) left its file
+    # behind; a build takes seconds, so one untouched for longer is nobody's.
+    for stale in path.parent.glob("places-*.partial"):
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > _STALE_PARTIAL_S:
+                stale.unlink()
     partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
     try:
         with contextlib.closing(sqlite3.connect(partial)) as db:

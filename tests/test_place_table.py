@@ -7,6 +7,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,9 +83,15 @@ def test_a_damaged_table_is_built_again(
     monkeypatch.setenv("MODALGRAPH_CACHE_DIR", str(tmp_path))
     path = place_names._table_path()
     path.write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)  # a header, and nothing behind it
+    # What processes that exited mid-build left: an hour-old file goes, a build under way stays.
+    abandoned, building = tmp_path / f"{path.name}.1.2.partial", tmp_path / f"{path.name}.3.4.partial"
+    abandoned.write_bytes(b"half")
+    building.write_bytes(b"half")
+    os.utime(abandoned, (time.time() - 3600, time.time() - 3600))
     assert place_keys("Lisboa") == ("lisboa", "lisbon")
     assert isinstance(place_names._table(), place_names._SqliteTable)
     assert path.stat().st_size > 1_000_000
+    assert not abandoned.exists() and building.exists()
 
 
 def test_a_cache_folder_that_cannot_be_written_folds_in_memory(
